@@ -1,0 +1,124 @@
+"""Classification losses for noisy labels, as pure per-sample functions.
+
+Every loss takes ``logits`` float [B, C] and ``targets`` int64 [B] (or soft targets / projections
+where noted) and returns PER-SAMPLE losses float [B]; callers take ``.mean()``. The per-sample form is
+what the small-loss selection scan ranks. All probabilities come from ``log_softmax``, so logits of
+any size (±1e4 included) give finite values.
+
+Notation: p = softmax(logits), p_y = p[target], C = number of classes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _target_log_prob(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    """(log p [B, C], log p_y [B])."""
+    log_probs = F.log_softmax(logits, dim=1)
+    return log_probs, log_probs.gather(1, targets.long().unsqueeze(1)).squeeze(1)
+
+
+def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    """Cross entropy: L = −log p_y.
+
+    Shapes: logits [B, C], targets int64 [B] -> [B].
+    """
+    return -_target_log_prob(logits, targets)[1]
+
+
+def soft_cross_entropy(logits: Tensor, target_probs: Tensor) -> Tensor:
+    """Cross entropy against a target distribution q: L = −Σ_c q_c log p_c.
+
+    For mixup (Zhang et al. 2018) and DivideMix (Li et al. 2020) targets, which are mixtures of
+    one-hot labels and predictions. Shapes: logits [B, C], target_probs [B, C] (rows sum to 1) -> [B].
+    """
+    return -(target_probs * F.log_softmax(logits, dim=1)).sum(dim=1)
+
+
+def swce(logits: Tensor, targets: Tensor, *, detach_weight: bool = True) -> Tensor:
+    """Softmax-weighted cross entropy: L = w · (−log p_y) with confidence weight w = p_y.
+
+    Shapes: logits [B, C], targets int64 [B] -> [B].
+
+    Samples the model already finds unlikely (p_y small, often the mislabelled ones) get small
+    weights. By default the weight is a stop-gradient constant (``detach_weight=True``), so the
+    gradient is p_y times the CE gradient and always pushes p_y up.
+
+    The literal form with the gradient flowing through the weight (``detach_weight=False``) is
+    L = −p_y log p_y, whose derivative dL/dp_y = −log p_y − 1 is POSITIVE for p_y < 1/e: gradient
+    descent then pushes p_y DOWN for every sample below 1/e ≈ 0.37 -- early in training that is
+    nearly all samples, so the model would learn to be wrong. Kept only to demonstrate this.
+    """
+    log_py = _target_log_prob(logits, targets)[1]
+    weight = log_py.exp()
+    if detach_weight:
+        weight = weight.detach()
+    return weight * -log_py
+
+
+def nce(logits: Tensor, targets: Tensor) -> Tensor:
+    """Normalized cross entropy: L = −log p_y / Σ_c (−log p_c), in [0, 1].
+
+    Ma et al. 2020, "Normalized Loss Functions for Deep Learning with Noisy Labels" (ICML); the
+    normalisation makes the loss robust to symmetric label noise. Uniform logits give 1/C.
+    Shapes: logits [B, C], targets int64 [B] -> [B].
+    """
+    log_probs, log_py = _target_log_prob(logits, targets)
+    return log_py / log_probs.sum(dim=1)  # both negative: the ratio is −log p_y / Σ(−log p_c)
+
+
+def mae(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean absolute error between p and the one-hot target q: L = Σ_c |p_c − q_c| = 2 (1 − p_y).
+
+    Ghosh et al. 2017, "Robust Loss Functions under Label Noise for Deep Neural Networks"; used as
+    the passive term of Ma et al. 2020. Note the Active-Passive-Losses code uses 1 − p_y, i.e. half
+    of this (only the scale of its weight differs). Shapes: logits [B, C], targets int64 [B] -> [B].
+    """
+    log_py = _target_log_prob(logits, targets)[1]
+    return -2.0 * torch.expm1(log_py)  # expm1: precise 1 − p_y when p_y is close to 1
+
+
+def nce_mae(logits: Tensor, targets: Tensor, *, nce_weight: float = 1.0, mae_weight: float = 1.0) -> Tensor:
+    """Active-passive loss NCE+MAE: L = α · NCE + β · MAE (α = nce_weight, β = mae_weight).
+
+    Ma et al. 2020, "Normalized Loss Functions for Deep Learning with Noisy Labels"; the selection
+    loss of the pipeline. MAE is the 2(1 − p_y) form of `mae`.
+    Shapes: logits [B, C], targets int64 [B] -> [B].
+    """
+    return nce_weight * nce(logits, targets) + mae_weight * mae(logits, targets)
+
+
+def focal(logits: Tensor, targets: Tensor, *, gamma: float = 2.0) -> Tensor:
+    """Focal loss: L = −(1 − p_y)^γ log p_y.
+
+    Lin et al. 2017, "Focal Loss for Dense Object Detection" (ICCV); γ = 0 is cross entropy.
+    Shapes: logits [B, C], targets int64 [B] -> [B].
+    """
+    log_py = _target_log_prob(logits, targets)[1]
+    return -torch.pow(-torch.expm1(log_py), gamma) * log_py
+
+
+def nt_xent(z1: Tensor, z2: Tensor, *, temperature: float = 0.5) -> Tensor:
+    """SimCLR's NT-Xent contrastive loss (Chen et al. 2020, "A Simple Framework for Contrastive
+    Learning of Visual Representations", ICML).
+
+    Shapes: z1, z2 [B, D], projections of two views of the same B images -> per-anchor losses [2B]
+    (anchors z1[0..B-1] then z2[0..B-1]).
+
+    With z = L2-normalised concat(z1, z2) [2B, D] and s_ij = z_i · z_j / temperature, the anchor i
+    with positive k (its other view) has L_i = −log( exp(s_ik) / Σ_{j ≠ i} exp(s_ij) ): a
+    (2B − 1)-way cross entropy over every other projection, self-similarity excluded.
+    """
+    if z1.shape != z2.shape or z1.dim() != 2:
+        raise ValueError(f"nt_xent needs two [B, D] tensors of the same shape, got {tuple(z1.shape)} "
+                         f"and {tuple(z2.shape)}")
+    batch = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2], dim=0), dim=1)
+    similarity = z @ z.T / temperature
+    self_mask = torch.eye(2 * batch, dtype=torch.bool, device=z.device)
+    similarity = similarity.masked_fill(self_mask, float("-inf"))
+    positives = torch.cat([torch.arange(batch, 2 * batch), torch.arange(0, batch)]).to(z.device)
+    return F.cross_entropy(similarity, positives, reduction="none")
