@@ -1,0 +1,239 @@
+"""The one training engine: a schedule of epochs, a train loop fed by callables, a sharded scan.
+
+Methods never write a loop of their own. They describe their run as a flat `schedule` of `Step`s
+(one per epoch) and hand `train_epoch` a `loss_fn(indices, generator) -> scalar`; anything per-sample
+(selection losses, predictions, test accuracy) goes through `scan`, which shards the samples across
+ranks and all-gathers the result by sample index so every rank sees the same full vector.
+
+Randomness is derived, not carried: the epoch order comes from (seed, step) and augmentation from
+(seed, step, rank), so a run resumed at step k replays exactly what an uninterrupted run does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class World:
+    """Where this process sits in the data-parallel group."""
+
+    rank: int = 0
+    size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One epoch of the schedule."""
+
+    phase: str  # "pretrain" | "warmup" | "refine" | "train"
+    epoch: int  # 1-based within the phase (or refinement iteration)
+    epochs: int  # epochs in this phase (or iteration)
+    lr: float  # Adam learning rate for this epoch
+    weight_decay: float
+    iteration: int = 0  # 1-based refinement iteration; 0 outside refinement
+    stage: int | None = None  # 1-based selection stage that ends with this epoch, if any
+
+    @property
+    def starts_phase(self) -> bool:
+        return self.epoch == 1
+
+    @property
+    def ends_phase(self) -> bool:
+        return self.epoch == self.epochs
+
+    @property
+    def label(self) -> str:
+        it = f" it{self.iteration}" if self.iteration else ""
+        return f"{self.phase}{it} {self.epoch}/{self.epochs}"
+
+
+class Bar(Protocol):
+    def update(self, n: int = 1) -> Any: ...
+
+
+ProgressFactory = Callable[[str, int], AbstractContextManager[Bar]]
+
+
+class _NullBar:
+    def update(self, n: int = 1) -> None:
+        return None
+
+
+def no_progress(desc: str, total: int) -> AbstractContextManager[Bar]:
+    return nullcontext(_NullBar())
+
+
+def derived_generator(*keys: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator seeded by a tuple of integers (seed, step, rank, ...), identical across restarts."""
+    mixed = 0x9E3779B97F4A7C15
+    for k in keys:
+        mixed = (mixed ^ (k + 0x632BE59BD9B4E019 + (mixed << 6) + (mixed >> 2))) & 0xFFFFFFFFFFFFFFFF
+    gen = torch.Generator(device=device)
+    gen.manual_seed(mixed & 0x7FFFFFFFFFFFFFFF)
+    return gen
+
+
+def shard_indices(n: int, world: World, *, order: Tensor | None = None) -> Tensor:
+    """This rank's share of `order` (default arange(n)), padded so every rank gets the same count.
+
+    Padding repeats the first indices, as torch's DistributedSampler does; equal counts keep DDP's
+    collective calls in step. Scans drop the repeats when they scatter by index.
+    """
+    order = torch.arange(n) if order is None else order
+    per_rank = -(-n // world.size)  # ceil
+    pad = per_rank * world.size - n
+    if pad:
+        order = torch.cat([order, order[:pad]])
+    return order[world.rank :: world.size]
+
+
+def epoch_order(n: int, world: World, *, seed: int, step: int) -> Tensor:
+    """Shuffled sample indices of this rank for one epoch; the permutation is shared by all ranks."""
+    perm = torch.randperm(n, generator=derived_generator(seed, step))
+    return shard_indices(n, world, order=perm)
+
+
+def split_batches(order: Tensor, batch_size: int) -> list[Tensor]:
+    """Consecutive batches; a final batch of one sample is dropped (BatchNorm cannot train on it)."""
+    chunks = list(order.split(batch_size))
+    if len(chunks) > 1 and len(chunks[-1]) < 2:
+        chunks.pop()
+    return chunks
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    loss: float  # mean training loss over batches
+    samples: int  # images through forward+backward on this rank (augmented copies included)
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.samples / max(self.seconds, 1e-9)
+
+
+LossFn = Callable[[Tensor, torch.Generator], tuple[Tensor, int]]
+"""(sample indices [B], generator) -> (scalar loss, images in the forward pass)."""
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    order: Tensor,
+    *,
+    batch_size: int,
+    loss_fn: LossFn,
+    generator: torch.Generator,
+    progress: ProgressFactory = no_progress,
+    desc: str = "train",
+) -> EpochStats:
+    """One pass over `order` in batches of `batch_size` (this rank's share of the global batch)."""
+    model.train()
+    batches = split_batches(order, batch_size)
+    total, seen = 0.0, 0
+    start = time.perf_counter()
+    with progress(desc, len(batches)) as bar:
+        for idx in batches:
+            loss, n_images = loss_fn(idx, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach())
+            seen += n_images
+            bar.update(1)
+    return EpochStats(loss=total / max(len(batches), 1), samples=seen, seconds=time.perf_counter() - start)
+
+
+ScanFn = Callable[[Tensor, Tensor], Tensor]
+"""(logits [B, K], sample indices [B]) -> per-sample values [B, m] (float)."""
+
+
+@torch.no_grad()
+def scan(
+    model: nn.Module,
+    images: Tensor,
+    *,
+    transform: Callable[[Tensor], Tensor],
+    fn: ScanFn,
+    batch_size: int,
+    world: World,
+    progress: ProgressFactory = no_progress,
+    desc: str = "scan",
+) -> Tensor:
+    """Evaluate `fn` on every sample (no augmentation), sharded across ranks: returns [N, m] on CPU.
+
+    Each rank scores `shard_indices`; (value, index) pairs are all-gathered and scattered into a full
+    tensor, so every rank ends with the same values in sample order.
+    """
+    was_training = model.training
+    model.eval()
+    n = images.shape[0]
+    mine = shard_indices(n, world)
+    parts: list[Tensor] = []
+    batches = list(mine.split(batch_size))
+    with progress(desc, len(batches)) as bar:
+        for idx in batches:
+            x = transform(images[idx.to(images.device)])
+            logits = model(x)
+            parts.append(fn(logits, idx).float().reshape(len(idx), -1).cpu())
+            bar.update(1)
+    local = torch.cat(parts)  # (n_local, m)
+    full = torch.empty((n, local.shape[1]), dtype=local.dtype)
+    if world.size == 1:
+        full[mine] = local
+    else:
+        values = all_gather(local, world)  # (size * n_local, m): every shard has the same length
+        index = all_gather(mine.to(torch.int64).unsqueeze(1), world).squeeze(1)
+        full[index] = values
+    model.train(was_training)
+    return full
+
+
+def all_gather(t: Tensor, world: World) -> Tensor:
+    """Concatenate equal-shaped tensors from every rank along dim 0 (gloo or NCCL)."""
+    if world.size == 1:
+        return t
+    on_device = t.to(world.device)
+    out = [torch.empty_like(on_device) for _ in range(world.size)]
+    dist.all_gather(out, on_device)
+    return torch.cat(out).cpu()
+
+
+def all_reduce_mean(value: float, world: World) -> float:
+    if world.size == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=world.device)
+    dist.all_reduce(t)
+    return float(t.item()) / world.size
+
+
+def macro_f1(preds: Tensor, labels: Tensor, num_classes: int) -> float:
+    """Unweighted mean over classes of F1 = 2·TP / (2·TP + FP + FN); classes absent from both score 0
+    and are left out of the mean (scikit-learn's convention with `labels` present in either)."""
+    preds, labels = preds.long(), labels.long()
+    tp = torch.bincount(labels[preds == labels], minlength=num_classes).double()
+    pred_count = torch.bincount(preds, minlength=num_classes).double()
+    true_count = torch.bincount(labels, minlength=num_classes).double()
+    denom = pred_count + true_count  # = 2TP + FP + FN
+    present = denom > 0
+    f1 = torch.where(present, 2 * tp / denom.clamp(min=1), torch.zeros_like(tp))
+    return float(f1[present].mean()) if bool(present.any()) else 0.0
+
+
+def iterate_chunks(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))

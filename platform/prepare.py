@@ -1,0 +1,90 @@
+"""Driver-side data preparation: load the dataset, draw the subset, make the noisy labels.
+
+Everything a user can get wrong about data surfaces here, before any worker starts. The result is a
+`DataBundle` of plain numpy arrays: Ray puts it in the object store once and every worker reads it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from noisylab.config import RunConfig
+from noisylab.data import ImageSet, load_dataset
+from noisylab.noise import NoiseSpec, NoisyLabels, make_noisy_labels, transition_matrix
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    dataset: str
+    class_names: tuple[str, ...]
+    train_images: np.ndarray  # uint8 [N, C, H, W]
+    clean_labels: np.ndarray  # int64 [N]
+    noisy_labels: np.ndarray  # int64 [N]
+    test_images: np.ndarray  # uint8 [T, C, H, W]
+    test_labels: np.ndarray  # int64 [T]
+    noise: NoisyLabels
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("NOISYLAB_CACHE", Path.home() / ".cache" / "noisylab"))
+
+
+def balanced_subset(labels: np.ndarray, n: int, *, seed: int) -> np.ndarray:
+    """Sorted indices of ~n samples with the classes in their original proportions (round-robin
+    over per-class shuffles), so a subset never drops a class."""
+    if n >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    quota = np.floor(n * np.array([len(p) for p in per_class]) / len(labels)).astype(int)
+    for c in np.argsort([-len(p) for p in per_class])[: n - int(quota.sum())]:
+        quota[c] += 1  # hand out the remainder to the largest classes
+    return np.sort(np.concatenate([p[:q] for p, q in zip(per_class, quota, strict=True)]))
+
+
+def _subset(s: ImageSet, n: int | None, seed: int) -> np.ndarray:
+    labels = s.labels.numpy()
+    return np.arange(len(labels)) if n is None else balanced_subset(labels, n, seed=seed)
+
+
+def prepare_data(cfg: RunConfig) -> DataBundle:
+    """Noise is drawn on the whole training set (label files such as CIFAR-10N cover all of it), then
+    the subset is taken; the realised rate and transition matrix describe the subset actually used."""
+    d = cfg.data
+    spec = NoiseSpec.parse(d.noise)
+    ds = load_dataset(d.dataset, Path(d.root) if d.root else None, image_size=d.image_size)
+    all_x, all_y = ds.train.images.numpy(), ds.train.labels.numpy().astype(np.int64)
+    noisy_all = make_noisy_labels(
+        spec,
+        images=all_x,
+        labels=all_y,
+        num_classes=ds.train.num_classes,
+        seed=cfg.seed,
+        cache_dir=cache_dir() / "noise",
+    )
+    train_idx = _subset(ds.train, d.train_subset, d.subset_seed)
+    test_idx = _subset(ds.test, d.test_subset, d.subset_seed + 1)
+    clean, noisy = all_y[train_idx], noisy_all.labels[train_idx].astype(np.int64)
+    noise = NoisyLabels(
+        labels=noisy,
+        realised_rate=float((clean != noisy).mean()),
+        transition=transition_matrix(clean, noisy, ds.train.num_classes),
+    )
+    return DataBundle(
+        dataset=ds.name,
+        class_names=ds.train.class_names,
+        train_images=np.ascontiguousarray(all_x[train_idx]),
+        clean_labels=clean,
+        noisy_labels=noisy,
+        test_images=np.ascontiguousarray(ds.test.images.numpy()[test_idx]),
+        test_labels=ds.test.labels.numpy()[test_idx].astype(np.int64),
+        noise=noise,
+    )

@@ -1,0 +1,64 @@
+"""Named run profiles: the report's full recipe for a GPU, and smaller ones that keep every phase.
+
+A profile is a set of config overrides applied before the user's own; the profile's name is
+stored in the config and so in every result record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from noisylab.config import RunConfig, with_overrides
+from noisylab.errors import UserError
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+PROFILES: dict[str, Profile] = {
+    "gpu": Profile("gpu", "the report's full recipe: whole dataset, ResNet-18, 30 SimCLR epochs"),
+    "cpu": Profile(
+        "cpu",
+        "a 2-core CPU in minutes: 4,000 training / 2,000 test images (class-balanced), ResNet-18 at width 8, "
+        "15 SimCLR epochs, batch 128; warm-up and all 4 refinement iterations as in the report",
+        {
+            "data.train_subset": 4000,
+            "data.test_subset": 2000,
+            "model.width": 8,
+            "pretrain.epochs": 15,
+            "batch_size": 128,
+            "eval_every": "phase",
+        },
+    ),
+    "tiny": Profile(
+        "tiny",
+        "a smoke test in seconds: 128 images, width 4, 1 epoch per phase, 2 short refinement iterations",
+        {
+            "data.train_subset": 128,
+            "data.test_subset": 64,
+            "model.width": 4,
+            "pretrain.epochs": 1,
+            "warmup.epochs": 1,
+            "refine.iterations": 2,
+            "refine.epochs": (2, 2),
+            "refine.stages": ((1, 2), (1, 2)),
+            "refine.lrs": (1e-3, 1e-4),
+            "baseline.epochs": 2,
+            "batch_size": 32,
+            "eval_every": "phase",
+        },
+    ),
+}
+
+
+def make_config(profile: str, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """RunConfig = defaults ← profile ← user overrides (dotted paths). Not yet validated."""
+    if profile not in PROFILES:
+        raise UserError(f"unknown profile '{profile}': choose one of {', '.join(PROFILES)}")
+    cfg = with_overrides(RunConfig(profile=profile), PROFILES[profile].overrides)
+    return with_overrides(cfg, overrides or {})

@@ -1,0 +1,138 @@
+"""Result records: one row per run, written atomically as Parquet, read without Ray.
+
+The row carries the config, seed, git revision, the realised noise and its transition matrix, the
+final and per-phase test accuracy and macro-F1, and the pipeline's diagnostics (each stage's
+selection quality, each consensus set's quality, label accuracy after each iteration).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from noisylab.config import RunConfig
+from noisylab.noise import NoiseSpec
+from noisylab.prepare import DataBundle
+
+RECORD_FILE = "record.parquet"
+SCHEMA_VERSION = 1
+
+_STAGE_KEYS = ("selected_size", "selected_precision", "selected_recall")
+_ITER_KEYS = (
+    "consensus_size",
+    "consensus_precision",
+    "consensus_recall",
+    "consensus_label_precision",
+    "relabelled",
+    "label_acc",
+)
+
+
+def git_revision() -> str:
+    """Commit of the source tree this package runs from, with '-dirty' for uncommitted changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{rev}-dirty" if dirty else rev
+
+
+def _f(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+def build_record(
+    cfg: RunConfig,
+    bundle: DataBundle,
+    history: list[dict[str, Any]],
+    *,
+    run_name: str,
+    fingerprint: str,
+    started_at: datetime,
+    wall_seconds: float,
+) -> dict[str, Any]:
+    spec = NoiseSpec.parse(cfg.data.noise)
+    evals = [h for h in history if "test_acc" in h]
+    final = evals[-1] if evals else {}
+    warm = [h for h in evals if h["phase"] == "warmup"]
+    iters = [h for h in history if "label_acc" in h]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": uuid.uuid4().hex,
+        "run_name": run_name,
+        "method": cfg.method,
+        "dataset": bundle.dataset,
+        "noise": spec.label(),
+        "noise_kind": spec.kind,
+        "noise_rate": spec.rate,
+        "realised_noise_rate": bundle.noise.realised_rate,
+        "seed": cfg.seed,
+        "profile": cfg.profile,
+        "model": cfg.model.name,
+        "width": cfg.model.width,
+        "workers": cfg.workers,
+        "num_train": len(bundle.clean_labels),
+        "num_test": len(bundle.test_labels),
+        "num_classes": bundle.num_classes,
+        "git_rev": git_revision(),
+        "fingerprint": fingerprint,
+        "config_json": cfg.to_json(),
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "wall_seconds": wall_seconds,
+        "test_acc": _f(final.get("test_acc")),
+        "test_f1": _f(final.get("test_f1")),
+        "warmup_test_acc": _f(warm[-1]["test_acc"]) if warm else None,
+        "warmup_test_f1": _f(warm[-1]["test_f1"]) if warm else None,
+        "final_label_acc": _f(iters[-1]["label_acc"]) if iters else None,
+        "transition": bundle.noise.transition.tolist(),
+        "phases": [
+            {"phase": h["phase"], "iteration": h["iteration"], "epoch": h["epoch"],
+             "test_acc": _f(h["test_acc"]), "test_f1": _f(h["test_f1"])}
+            for h in evals
+        ],
+        "stages": [
+            {"iteration": h["iteration"], "stage": h["stage"], "epoch": h["epoch"]}
+            | {k: _f(h[k]) for k in _STAGE_KEYS}
+            for h in history if "stage" in h
+        ],
+        "iterations": [{"iteration": h["iteration"]} | {k: _f(h[k]) for k in _ITER_KEYS} for h in iters],
+        "history_json": json.dumps(history),
+    }
+
+
+def write_record(record: dict[str, Any], path: Path) -> None:
+    """Atomic: the Parquet goes to a temporary name in the same folder, then replaces `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pl.DataFrame([record]).write_parquet(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    return pl.read_parquet(path).row(0, named=True)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,172 @@
+"""Driver side of `noisylab run`: check everything, prepare data, fit one Ray Train run, write the record.
+
+Layout of a run under the storage folder (default `./runs`):
+
+    runs/<name>/config.json      the checked config (written when the run starts)
+    runs/<name>/checkpoint_*/    Ray Train checkpoints (state.pt), one per epoch, newest kept
+    runs/<name>/record.parquet   the result record, written atomically when the run ends
+
+Running the same command again resumes an unfinished run from its last checkpoint, and reports a
+finished one without training; a run name that holds another config is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from noisylab.config import RunConfig, load_config_json, validate
+from noisylab.errors import UserError
+from noisylab.models import build_network
+from noisylab.prepare import DataBundle, prepare_data
+from noisylab.results import RECORD_FILE, build_record, now, read_record, write_record
+from noisylab.trainables import method_names
+from noisylab.worker import WorkerSpec, run_local, train_loop
+
+CONFIG_FILE = "config.json"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    name: str
+    directory: Path
+    record: dict[str, Any]
+    resumed: bool
+    already_done: bool
+
+
+def default_name(cfg: RunConfig) -> str:
+    noise = cfg.data.noise.replace(":", "").replace("/", "_").replace("#", "_")
+    return f"{cfg.method}-{cfg.data.dataset}-{noise}-{cfg.profile}-s{cfg.seed}-{cfg.fingerprint()[:6]}"
+
+
+def check_run_dir(directory: Path, cfg: RunConfig) -> bool:
+    """True when `directory` holds an unfinished run of this very config (so it will resume)."""
+    cfg_path = directory / CONFIG_FILE
+    if not cfg_path.exists():
+        if directory.exists() and any(p.name.startswith("checkpoint_") for p in directory.iterdir()):
+            raise UserError(f"{directory} holds checkpoints but no {CONFIG_FILE}: pass another --name")
+        return False
+    previous = load_config_json(cfg_path)
+    if previous.fingerprint() != cfg.fingerprint():
+        raise UserError(
+            f"run '{directory.name}' was started with another config (checkpoint {previous.fingerprint()}, "
+            f"now {cfg.fingerprint()}): use another --name, or repeat the original options to resume it"
+        )
+    return True
+
+
+def check_resources(cfg: RunConfig) -> int:
+    """CPUs per worker; refuses more workers than this machine has CPUs (or GPUs with --gpu)."""
+    cpus = os.cpu_count() or 1
+    if cfg.use_gpu:
+        import torch
+
+        gpus = torch.cuda.device_count()
+        if cfg.workers > gpus:
+            raise UserError(f"{cfg.workers} GPU workers asked for, but this machine has {gpus} GPU(s)")
+    if cfg.workers > cpus:
+        raise UserError(f"{cfg.workers} workers asked for, but this machine has {cpus} CPUs: use --workers ≤ {cpus}")
+    return max(1, cpus // max(cfg.workers, 1))
+
+
+def execute(
+    cfg: RunConfig,
+    *,
+    storage: Path,
+    name: str | None = None,
+    progress: bool = True,
+    address: str | None = None,
+    use_ray: bool = True,
+    fail_at_step: int | None = None,
+    max_failures: int = 0,
+) -> RunOutcome:
+    """Run `cfg` to the end (or resume it) and return its record. UserError for anything fixable."""
+    validate(cfg, methods=method_names())
+    name = name or default_name(cfg)
+    directory = storage.resolve() / name
+    record_path = directory / RECORD_FILE
+    resumed = check_run_dir(directory, cfg)
+    if record_path.exists():
+        return RunOutcome(name, directory, read_record(record_path), resumed=False, already_done=True)
+    cpus_per_worker = check_resources(cfg) if address is None else 1
+    bundle = prepare_data(cfg)
+    # Build the network once here so an impossible model fails before any worker starts.
+    build_network(cfg.model, num_classes=bundle.num_classes, in_chans=bundle.train_images.shape[1],
+                  image_size=bundle.train_images.shape[-1])
+    directory.mkdir(parents=True, exist_ok=True)
+    if not resumed:
+        _write_text_atomic(directory / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+
+    started, t0 = now(), time.perf_counter()
+    spec = WorkerSpec(cfg=cfg, data=bundle, fingerprint=cfg.fingerprint(), fail_at_step=fail_at_step,
+                      progress=progress)
+    if use_ray:
+        result = _fit_with_ray(spec, directory, cpus_per_worker, address=address, max_failures=max_failures)
+    else:
+        result = run_local(spec, directory)
+    record = build_record(cfg, bundle, result["history"], run_name=name, fingerprint=cfg.fingerprint(),
+                          started_at=started, wall_seconds=time.perf_counter() - t0)
+    write_record(record, record_path)
+    return RunOutcome(name, directory, record, resumed=resumed, already_done=False)
+
+
+def _fit_with_ray(
+    spec: WorkerSpec, directory: Path, cpus_per_worker: int, *, address: str | None, max_failures: int
+) -> dict[str, Any]:
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig as TrainRunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    cfg = spec.cfg
+    data: Any = spec.data
+    if cfg.workers > 0:
+        init_ray(address)
+        data = ray.put(spec.data)  # once: every worker reads the same read-only copy
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={"spec": WorkerSpec(cfg=cfg, data=data, fingerprint=spec.fingerprint,
+                                              fail_at_step=spec.fail_at_step, progress=spec.progress)},
+        scaling_config=ScalingConfig(
+            num_workers=cfg.workers,
+            use_gpu=cfg.use_gpu,
+            resources_per_worker={"CPU": cpus_per_worker} | ({"GPU": 1} if cfg.use_gpu else {}),
+        ),
+        run_config=TrainRunConfig(
+            name=directory.name,
+            storage_path=str(directory.parent),
+            failure_config=FailureConfig(max_failures=max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    result = trainer.fit()
+    value = getattr(result, "return_value", None)
+    if not isinstance(value, dict):
+        raise RuntimeError(f"the training run returned no outcome (error: {result.error})")
+    return value
+
+
+def init_ray(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address=address, include_dashboard=None, log_to_driver=True,
+                 configure_logging=True, logging_level="WARNING")
+    except ConnectionError as e:
+        raise UserError(f"cannot reach a Ray cluster at {address}: {e}; check the address (ray status)") from None
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def load_bundle_for(cfg: RunConfig) -> DataBundle:
+    return prepare_data(cfg)

@@ -1,0 +1,228 @@
+"""What a method sees on a worker (`Context`), what survives a restart (`TrainState`), and the loop
+that walks a method's schedule, checkpointing after every epoch through a `Reporter`.
+
+The loop is the same with Ray Train (`RayReporter`, any number of workers) and without it
+(`LocalReporter`, a directory on disk), so most tests run the real engine without a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from noisylab.config import RunConfig
+from noisylab.data.augment import Augmenter
+from noisylab.engine import ProgressFactory, Step, World, no_progress
+from noisylab.models import Network
+
+STATE_FILE = "state.pt"
+
+
+@dataclass
+class Context:
+    """Everything a method needs on one worker. Tensors of images live on `world.device` as uint8."""
+
+    cfg: RunConfig
+    world: World
+    net: Network  # the bare network (state dicts, heads)
+    model: nn.Module  # what to call for training: `net`, or `net` wrapped by DDP
+    train_images: Tensor  # uint8 [N, C, H, W]
+    noisy_labels: Tensor  # int64 [N], the labels training starts from (CPU)
+    clean_labels: Tensor  # int64 [N], for diagnostics only: never read by training (CPU)
+    test_images: Tensor  # uint8 [T, C, H, W]
+    test_labels: Tensor  # int64 [T] (CPU)
+    num_classes: int
+    augmenter: Augmenter
+    progress: ProgressFactory = no_progress
+
+    @property
+    def per_rank_batch(self) -> int:
+        return max(2, self.cfg.batch_size // self.world.size)
+
+
+@dataclass
+class TrainState:
+    """The part of a run that a checkpoint carries (besides model and optimiser weights)."""
+
+    step: int = 0  # index of the next schedule step
+    labels: Tensor | None = None  # current training labels int64 [N]; refined by the pipeline
+    pseudo: Tensor | None = None  # bool [N]: labels set by consensus (get augmented copies)
+    stage_masks: list[Tensor] = field(default_factory=list)  # selections of this iteration's stages
+    history: list[dict[str, Any]] = field(default_factory=list)  # one metrics row per step
+    extra: dict[str, Any] = field(default_factory=dict)  # method-specific state
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "labels": self.labels,
+            "pseudo": self.pseudo,
+            "stage_masks": self.stage_masks,
+            "history": self.history,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainState:
+        return cls(**d)
+
+
+class Method(Protocol):
+    """A training method: its schedule and what one epoch of it does."""
+
+    name: str
+
+    def schedule(self, cfg: RunConfig) -> list[Step]: ...
+
+    def init_state(self, ctx: Context, state: TrainState) -> None: ...
+
+    def run_step(
+        self, step: Step, index: int, ctx: Context, state: TrainState, optimizer: torch.optim.Optimizer
+    ) -> dict[str, Any]: ...
+
+
+class Reporter(Protocol):
+    def restore(self) -> dict[str, Any] | None: ...
+
+    def report(self, metrics: dict[str, Any], payload: dict[str, Any]) -> None: ...
+
+
+class LocalReporter:
+    """Checkpoints to `directory/state.pt` (atomically) and keeps the metrics in memory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.metrics: list[dict[str, Any]] = []
+
+    def restore(self) -> dict[str, Any] | None:
+        path = self.directory / STATE_FILE
+        return load_payload(path) if path.exists() else None
+
+    def report(self, metrics: dict[str, Any], payload: dict[str, Any]) -> None:
+        self.metrics.append(metrics)
+        save_payload(payload, self.directory / STATE_FILE)
+
+
+class RayReporter:
+    """Reports through `ray.train.report` (a barrier: every rank calls it); rank 0 attaches the
+    checkpoint, since after the all-gathers every rank holds the same state."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def restore(self) -> dict[str, Any] | None:
+        import ray.train
+
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as d:
+            return load_payload(Path(d) / STATE_FILE)
+
+    def report(self, metrics: dict[str, Any], payload: dict[str, Any]) -> None:
+        import ray.train
+
+        if not self.world.is_main:
+            ray.train.report(metrics, checkpoint=None)
+            return
+        with tempfile.TemporaryDirectory() as d:
+            save_payload(payload, Path(d) / STATE_FILE)
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+
+
+def save_payload(payload: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)  # atomic: a crash mid-save leaves the previous checkpoint intact
+
+
+def load_payload(path: Path) -> dict[str, Any]:
+    # Our own checkpoints only hold tensors, numbers, strings and containers of them.
+    payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    return payload
+
+
+def rng_state() -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state()[1].tolist(),  # the Mersenne state words
+        "python": random.getstate()[1],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", np.asarray(state["numpy"], dtype=np.uint32), 624, 0, 0.0))
+    random.setstate((3, tuple(state["python"]), None))
+
+
+def make_optimizer(net: nn.Module, step: Step) -> torch.optim.Optimizer:
+    return torch.optim.Adam(net.parameters(), lr=step.lr, weight_decay=step.weight_decay)
+
+
+def run_schedule(
+    method: Method,
+    ctx: Context,
+    reporter: Reporter,
+    *,
+    fingerprint: str,
+    fail_at_step: int | None = None,
+    on_step: Callable[[int, Step, dict[str, Any]], None] | None = None,
+) -> TrainState:
+    """Walk `method.schedule` from the last checkpoint (or the start) to the end.
+
+    After every step the metrics and a checkpoint (model, optimiser, state, RNG) go to `reporter`.
+    `fail_at_step` raises once before that step in a run that did not resume (tests use it to
+    simulate a crash).
+    """
+    schedule = method.schedule(ctx.cfg)
+    state = TrainState()
+    optimizer: torch.optim.Optimizer | None = None
+    payload = reporter.restore()
+    resumed = payload is not None
+    if payload is not None:
+        if payload["fingerprint"] != fingerprint:
+            raise RuntimeError("checkpoint belongs to another config")  # the driver checks this first
+        state = TrainState.from_dict(payload["state"])
+        ctx.net.load_state_dict(payload["model"])
+        if payload["optimizer"] is not None and state.step < len(schedule):
+            optimizer = make_optimizer(ctx.net, schedule[state.step])
+            optimizer.load_state_dict(payload["optimizer"])
+        set_rng_state(payload["rng"])
+    else:
+        method.init_state(ctx, state)
+
+    for index in range(state.step, len(schedule)):
+        step = schedule[index]
+        if fail_at_step is not None and index == fail_at_step and not resumed:
+            raise RuntimeError(f"injected failure before step {index}")
+        if optimizer is None or step.starts_phase:
+            optimizer = make_optimizer(ctx.net, step)
+        metrics = method.run_step(step, index, ctx, state, optimizer)
+        metrics = {"step": index, "phase": step.phase, "iteration": step.iteration, "epoch": step.epoch} | metrics
+        state.history.append(metrics)
+        state.step = index + 1
+        # The optimiser carries over only within a phase; the next phase builds its own.
+        keep_opt = state.step < len(schedule) and not schedule[state.step].starts_phase
+        reporter.report(
+            metrics,
+            {
+                "fingerprint": fingerprint,
+                "state": state.to_dict(),
+                "model": ctx.net.state_dict(),
+                "optimizer": optimizer.state_dict() if keep_opt else None,
+                "rng": rng_state(),
+            },
+        )
+        if on_step is not None:
+            on_step(index, step, metrics)
+    return state

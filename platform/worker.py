@@ -1,0 +1,129 @@
+"""The function every Ray Train worker runs (`train_loop`), and the same loop without Ray.
+
+A worker gets one `WorkerSpec` (the checked config object plus the data bundle, or its object-store
+reference), builds its `Context` and walks the method's schedule with `runtime.run_schedule`.
+Rank 0 returns the run's outcome; Ray hands it to the driver as `Result.return_value`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from noisylab.config import RunConfig
+from noisylab.data.augment import Augmenter
+from noisylab.engine import Bar, ProgressFactory, World, no_progress
+from noisylab.models import build_network
+from noisylab.prepare import DataBundle
+from noisylab.runtime import Context, LocalReporter, RayReporter, Reporter, run_schedule
+from noisylab.trainables import get_method
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    cfg: RunConfig
+    data: Any  # DataBundle, or a Ray ObjectRef to one
+    fingerprint: str
+    fail_at_step: int | None = None  # tests: crash once before this step of a fresh run
+    progress: bool = True
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    # Arrays from the object store are read-only; copy before handing them to torch.
+    return torch.from_numpy(np.array(a, copy=True))
+
+
+def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, model: nn.Module | None = None,
+                  progress: ProgressFactory = no_progress) -> Context:
+    cfg = spec.cfg
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    train_images = _tensor(bundle.train_images).to(world.device)
+    h = train_images.shape[-1]
+    net = build_network(cfg.model, num_classes=bundle.num_classes, in_chans=train_images.shape[1], image_size=h)
+    net.to(world.device)
+    return Context(
+        cfg=cfg,
+        world=world,
+        net=net,
+        model=model if model is not None else net,
+        train_images=train_images,
+        noisy_labels=_tensor(bundle.noisy_labels),
+        clean_labels=_tensor(bundle.clean_labels),
+        test_images=_tensor(bundle.test_images).to(world.device),
+        test_labels=_tensor(bundle.test_labels),
+        num_classes=bundle.num_classes,
+        augmenter=Augmenter.for_images(_tensor(bundle.train_images)),
+        progress=progress,
+    )
+
+
+def outcome(state_history: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"history": state_history}
+
+
+def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
+    """The whole run in this process, no Ray: checkpoints go to `directory`."""
+    bundle: DataBundle = spec.data
+    ctx = build_context(spec, bundle, World(), progress=tqdm_progress(spec.progress, in_ray=False))
+    reporter: Reporter = LocalReporter(directory)
+    state = run_schedule(
+        get_method(spec.cfg.method), ctx, reporter, fingerprint=spec.fingerprint, fail_at_step=spec.fail_at_step
+    )
+    return outcome(state.history)
+
+
+def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
+    """Ray Train's `train_loop_per_worker`."""
+    import ray
+    import ray.train
+    import ray.train.torch
+
+    spec: WorkerSpec = config["spec"]
+    bundle: DataBundle = ray.get(spec.data) if isinstance(spec.data, ray.ObjectRef) else spec.data
+    context = ray.train.get_context()
+    world = World(
+        rank=context.get_world_rank(), size=context.get_world_size(), device=ray.train.torch.get_device()
+    )
+    in_ray = spec.cfg.workers > 0
+    ctx = build_context(spec, bundle, world, progress=tqdm_progress(spec.progress and world.is_main, in_ray=in_ray))
+    if world.size > 1:
+        # The projection head is idle in supervised phases and the classifier in pre-training.
+        ctx.model = ray.train.torch.prepare_model(
+            ctx.net, parallel_strategy_kwargs={"find_unused_parameters": True}
+        )
+    state = run_schedule(
+        get_method(spec.cfg.method),
+        ctx,
+        RayReporter(world),
+        fingerprint=spec.fingerprint,
+        fail_at_step=spec.fail_at_step,
+    )
+    return outcome(state.history) if world.is_main else None
+
+
+def tqdm_progress(enabled: bool, *, in_ray: bool) -> ProgressFactory:
+    """Progress bars for every epoch and scan: Ray's tqdm in workers (drawn by the driver), plain tqdm
+    in-process."""
+    if not enabled:
+        return no_progress
+    if in_ray:
+        from ray.experimental.tqdm_ray import tqdm
+    else:
+        from tqdm.auto import tqdm  # type: ignore[no-redef]
+
+    @contextlib.contextmanager
+    def factory(desc: str, total: int) -> Iterator[Bar]:
+        bar = tqdm(total=total, desc=desc, leave=False)
+        try:
+            yield bar
+        finally:
+            bar.close()
+
+    return factory

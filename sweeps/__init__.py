@@ -1,0 +1,1 @@
+"""Search spaces, one module per study (paper tables, scaling studies)."""

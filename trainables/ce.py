@@ -1,0 +1,61 @@
+"""Plain cross-entropy training: the reference every noisy-label method is measured against.
+
+By default it gets the pipeline's supervised budget (warm-up + refinement epochs) from scratch,
+Adam lr 1e-3 (the optimiser of the published Fashion-MNIST CE anchors, Yao et al. 2021), on the
+noisy labels, with the same weak augmentation, batch size and backbone. Every number is
+`baseline.*` in the config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from noisylab import batches, losses
+from noisylab.config import RunConfig
+from noisylab.engine import Step, all_reduce_mean, derived_generator, epoch_order, train_epoch
+from noisylab.evaluation import evaluate
+from noisylab.runtime import Context, TrainState
+
+
+class SupervisedMethod:
+    """Training on the given (noisy) labels with one per-sample loss; `ce` is this with CE."""
+
+    def __init__(self, name: str, loss: batches.PerSampleLoss) -> None:
+        self.name = name
+        self.loss = loss
+
+    def schedule(self, cfg: RunConfig) -> list[Step]:
+        n, b = cfg.baseline_epochs, cfg.baseline
+        return [Step("train", e, n, b.lr, b.weight_decay) for e in range(1, n + 1)]
+
+    def init_state(self, ctx: Context, state: TrainState) -> None:
+        state.labels = ctx.noisy_labels.clone()
+
+    def run_step(
+        self, step: Step, index: int, ctx: Context, state: TrainState, optimizer: torch.optim.Optimizer
+    ) -> dict[str, Any]:
+        assert state.labels is not None
+        stats = train_epoch(
+            ctx.model,
+            optimizer,
+            epoch_order(len(state.labels), ctx.world, seed=ctx.cfg.seed, step=index),
+            batch_size=ctx.per_rank_batch,
+            loss_fn=batches.supervised(ctx, labels=state.labels, loss=self.loss),
+            generator=derived_generator(ctx.cfg.seed, index, ctx.world.rank),
+            progress=ctx.progress,
+            desc=step.label,
+        )
+        metrics: dict[str, Any] = {
+            "train_loss": all_reduce_mean(stats.loss, ctx.world),
+            "images_per_s": all_reduce_mean(stats.images_per_second, ctx.world) * ctx.world.size,
+            "seconds": stats.seconds,
+        }
+        if ctx.cfg.eval_every == "epoch" or step.ends_phase:
+            metrics |= evaluate(ctx)
+        return metrics
+
+
+def ce_method() -> SupervisedMethod:
+    return SupervisedMethod("ce", losses.cross_entropy)
