@@ -144,7 +144,7 @@ def _box_sizes(batch: int, height: int, width: int, scale: tuple[float, float], 
     aspect = torch.exp(log_lo + (log_hi - log_lo) * draws[1])
     w, h = (area * aspect).sqrt(), (area / aspect).sqrt()
     fits = (w <= width) & (h <= height)
-    first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)  # first fitting attempt (argmax picks the first)
+    first = fits.float().argmax(dim=1, keepdim=True)  # first fitting attempt (argmax returns the first max)
     w_pick, h_pick = w.gather(1, first).squeeze(1), h.gather(1, first).squeeze(1)
     # Fallback when no attempt fits: the largest central box whose aspect lies inside `ratio`.
     in_ratio = width / height

@@ -177,7 +177,7 @@ def read_image(path: Path, *, mode: str, image_size: int) -> np.ndarray:
             converted = img.convert(mode)
             if converted.size != (image_size, image_size):
                 converted = converted.resize((image_size, image_size), Image.Resampling.BILINEAR)
-            return np.asarray(converted, dtype=np.uint8)
+            return np.array(converted, dtype=np.uint8)  # a writable copy: torch refuses read-only arrays
     except FileNotFoundError as exc:
         raise UserError(f"image file {path} does not exist; fix the path or the label file") from exc
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
