@@ -82,7 +82,9 @@ def build_network(cfg: ModelConfig, *, num_classes: int, in_chans: int, image_si
         stem = "cifar" if is_resnet and image_size <= CIFAR_STEM_MAX_SIZE else "imagenet"
     if is_resnet:
         _rewire_stem(backbone, in_chans=in_chans, width=cfg.width, cifar=stem == "cifar")
-    num_features = int(backbone.num_features)  # type: ignore[arg-type]
+    # What the pooled forward returns: timm models with a pre-logits layer (MobileNetV3, ...) report it
+    # as head_hidden_size, the rest as num_features.
+    num_features = int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)  # type: ignore[arg-type]
     return Network(backbone, num_features, num_classes, cfg.proj_dim)
 
 

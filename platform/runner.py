@@ -22,7 +22,7 @@ from typing import Any
 from noisylab.config import RunConfig, load_config_json, validate
 from noisylab.errors import UserError
 from noisylab.models import build_network
-from noisylab.prepare import DataBundle, prepare_data
+from noisylab.prepare import prepare_data
 from noisylab.results import RECORD_FILE, build_record, now, read_record, write_record
 from noisylab.trainables import method_names
 from noisylab.worker import WorkerSpec, run_local, train_loop
@@ -119,7 +119,8 @@ def _fit_with_ray(
     spec: WorkerSpec, directory: Path, cpus_per_worker: int, *, address: str | None, max_failures: int
 ) -> dict[str, Any]:
     import ray
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig as TrainRunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, ScalingConfig
+    from ray.train import RunConfig as TrainRunConfig
     from ray.train.torch import TorchTrainer
 
     cfg = spec.cfg
@@ -141,6 +142,8 @@ def _fit_with_ray(
             storage_path=str(directory.parent),
             failure_config=FailureConfig(max_failures=max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
+            # Train logs every report at INFO; progress bars and the summary say what matters.
+            logging_config=LoggingConfig(log_level="WARNING"),
         ),
     )
     result = trainer.fit()
@@ -155,6 +158,9 @@ def init_ray(address: str | None) -> None:
 
     if ray.is_initialized():
         return
+    # Train's controller collects each epoch's report on this poll; its 2 s default would stall short
+    # epochs (the report queue holds one entry). Must be set before Ray starts its processes.
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     try:
         ray.init(address=address, include_dashboard=None, log_to_driver=True,
                  configure_logging=True, logging_level="WARNING")
@@ -167,6 +173,3 @@ def _write_text_atomic(path: Path, text: str) -> None:
     tmp.write_text(text)
     os.replace(tmp, path)
 
-
-def load_bundle_for(cfg: RunConfig) -> DataBundle:
-    return prepare_data(cfg)

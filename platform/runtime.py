@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from noisylab.config import RunConfig
+from noisylab.config import Optimizer, RunConfig
 from noisylab.data.augment import Augmenter
 from noisylab.engine import ProgressFactory, Step, World, no_progress
 from noisylab.models import Network
@@ -165,8 +165,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((3, tuple(state["python"]), None))
 
 
-def make_optimizer(net: nn.Module, step: Step) -> torch.optim.Optimizer:
-    return torch.optim.Adam(net.parameters(), lr=step.lr, weight_decay=step.weight_decay)
+def make_optimizer(net: nn.Module, step: Step, kind: Optimizer) -> torch.optim.Optimizer:
+    """Adam or AdamW for one phase: the weight decay is an L2 gradient term in Adam, decoupled in AdamW."""
+    cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
+    return cls(net.parameters(), lr=step.lr, weight_decay=step.weight_decay)
 
 
 def run_schedule(
@@ -195,7 +197,7 @@ def run_schedule(
         state = TrainState.from_dict(payload["state"])
         ctx.net.load_state_dict(payload["model"])
         if payload["optimizer"] is not None and state.step < len(schedule):
-            optimizer = make_optimizer(ctx.net, schedule[state.step])
+            optimizer = make_optimizer(ctx.net, schedule[state.step], ctx.cfg.optimizer)
             optimizer.load_state_dict(payload["optimizer"])
         set_rng_state(payload["rng"])
     else:
@@ -206,7 +208,7 @@ def run_schedule(
         if fail_at_step is not None and index == fail_at_step and not resumed:
             raise RuntimeError(f"injected failure before step {index}")
         if optimizer is None or step.starts_phase:
-            optimizer = make_optimizer(ctx.net, step)
+            optimizer = make_optimizer(ctx.net, step, ctx.cfg.optimizer)
         metrics = method.run_step(step, index, ctx, state, optimizer)
         metrics = {"step": index, "phase": step.phase, "iteration": step.iteration, "epoch": step.epoch} | metrics
         state.history.append(metrics)

@@ -59,7 +59,9 @@ def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, model: nn.
         test_images=_tensor(bundle.test_images).to(world.device),
         test_labels=_tensor(bundle.test_labels),
         num_classes=bundle.num_classes,
-        augmenter=Augmenter.for_images(_tensor(bundle.train_images)),
+        augmenter=Augmenter.for_images(
+            _tensor(bundle.train_images), flip=cfg.data.flip, crop_padding=cfg.data.crop_padding
+        ),
         progress=progress,
     )
 
@@ -85,6 +87,7 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
     import ray.train
     import ray.train.torch
 
+    _quiet_train_reports()
     spec: WorkerSpec = config["spec"]
     bundle: DataBundle = ray.get(spec.data) if isinstance(spec.data, ray.ObjectRef) else spec.data
     context = ray.train.get_context()
@@ -106,6 +109,16 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         fail_at_step=spec.fail_at_step,
     )
     return outcome(state.history) if world.is_main else None
+
+
+def _quiet_train_reports() -> None:
+    """Ray Train logs every `report` call at INFO through a logger named after its source file (so
+    `LoggingConfig` does not reach it); the progress bars already say what it says."""
+    import logging
+
+    from ray.train.v2._internal.execution import context as train_context
+
+    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
 
 
 def tqdm_progress(enabled: bool, *, in_ray: bool) -> ProgressFactory:

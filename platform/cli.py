@@ -1,0 +1,178 @@
+"""`noisylab` command line: run one training run; list config fields and profiles; show a record.
+
+Every mistake a user can make ends in one line on stderr and exit code 2 (`UserError`); nothing is
+left half-written (records and configs are written atomically, checkpoints only advance).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from noisylab.errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="noisylab: train image classifiers on noisy labels (the report's pipeline and its baselines) on Ray.",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str) -> typer.Exit:
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def default_profile() -> str:
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+@app.command()
+def run(
+    dataset: Annotated[str, typer.Option(help="fashion-mnist, mnist, cifar10, cifar100, chest-xray, "
+                                              "chaoyang, imagefolder, npz")] = "fashion-mnist",
+    noise: Annotated[str, typer.Option(help="idn:τ | sym:r | pair:r | none | file:PATH[#key]")] = "idn:0.3",
+    method: Annotated[str, typer.Option(help="paper (the report's pipeline) or ce (plain cross-entropy)")] = "paper",
+    model: Annotated[str, typer.Option(help="timm model name (resnet18, resnet34, ...)")] = "resnet18",
+    profile: Annotated[str | None, typer.Option(help="gpu (the report's recipe), cpu, tiny; "
+                                                     "default: gpu if CUDA is available, else cpu")] = None,
+    seed: Annotated[int, typer.Option(help="seeds the noise, the initial weights and the data order")] = 0,
+    workers: Annotated[int, typer.Option(help="Ray Train workers (data-parallel); 0 runs in this "
+                                              "process without Ray")] = 1,
+    gpu: Annotated[bool, typer.Option("--gpu", help="one GPU per worker (NCCL); default CPU (gloo)")] = False,
+    data_root: Annotated[Path | None, typer.Option(help="where the dataset lies (default: its usual place)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override any config field: "
+                                                   "--set refine.threshold=0.5 (see `noisylab fields`)")] = None,
+    name: Annotated[str | None, typer.Option(help="run name (default: derived from the config)")] = None,
+    storage: Annotated[Path, typer.Option(help="folder for runs: checkpoints and records")] = Path("runs"),
+    address: Annotated[str | None, typer.Option(help="attach to a running Ray cluster (e.g. auto)")] = None,
+    progress: Annotated[bool, typer.Option(help="progress bars")] = True,
+) -> None:
+    """Train one run to the end (or resume it) and write its result record."""
+    from noisylab.config import parse_assignment
+    from noisylab.profiles import PROFILES, make_config
+    from noisylab.runner import execute
+
+    try:
+        overrides: dict[str, Any] = {
+            "data.dataset": dataset,
+            "data.noise": noise,
+            "method": method,
+            "model.name": model,
+            "seed": seed,
+            "workers": workers,
+            "use_gpu": gpu,
+        }
+        if data_root is not None:
+            overrides["data.root"] = str(data_root)
+        overrides |= dict(parse_assignment(a) for a in set_ or [])
+        chosen = profile or default_profile()
+        cfg = make_config(chosen, overrides)
+        err.print(f"profile {chosen}: {PROFILES[chosen].description}", markup=False, highlight=False)
+        outcome = execute(cfg, storage=storage, name=name, progress=progress and sys.stderr.isatty(),
+                          address=address, use_ray=workers > 0)
+    except UserError as e:
+        raise fail(str(e)) from None
+    if outcome.already_done:
+        err.print(f"run '{outcome.name}' had already finished; showing its record "
+                  "(pass another --name or --seed to train again)", markup=False, highlight=False)
+    elif outcome.resumed:
+        err.print(f"resumed run '{outcome.name}' from its last checkpoint", markup=False, highlight=False)
+    print_summary(outcome.record, outcome.directory)
+
+
+@app.command()
+def show(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder (holding record.parquet) or the record itself")],
+) -> None:
+    """Print the summary of a finished run."""
+    from noisylab.results import RECORD_FILE, read_record
+
+    path = run_dir / RECORD_FILE if run_dir.is_dir() else run_dir
+    if not path.exists():
+        raise fail(f"no result record at {path}: is the run finished? (`noisylab run` writes it at the end)")
+    try:
+        record = read_record(path)
+    except Exception as e:  # a corrupt or foreign file: say so in one line
+        raise fail(f"{path} is not a noisylab result record ({type(e).__name__}: {e})") from None
+    print_summary(record, path.parent)
+
+
+@app.command()
+def fields() -> None:
+    """List every config field that --set (and sweeps) can change, with its default."""
+    from noisylab.config import RunConfig, field_paths
+
+    defaults = _flatten(RunConfig().to_dict())
+    table = Table("field", "default", title="config fields (defaults before a profile)")
+    for path in field_paths():
+        table.add_row(path, json.dumps(defaults[path]))
+    out.print(table)
+
+
+@app.command()
+def profiles() -> None:
+    """List the run profiles and what each changes."""
+    from noisylab.profiles import PROFILES
+
+    table = Table("profile", "description", "overrides", title="profiles")
+    for p in PROFILES.values():
+        table.add_row(p.name, p.description, "\n".join(f"{k}={v}" for k, v in p.overrides.items()) or "-")
+    out.print(table)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            flat |= _flatten(v, f"{prefix}{k}.")
+        else:
+            flat[f"{prefix}{k}"] = v
+    return flat
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def print_summary(record: dict[str, Any], directory: Path) -> None:
+    r = record
+    head = Table(show_header=False, title=f"run {r['run_name']}", title_justify="left")
+    head.add_row("method / model", f"{r['method']} / {r['model']} (width {r['width']})")
+    head.add_row("data", f"{r['dataset']}: {r['num_train']} train, {r['num_test']} test, {r['num_classes']} classes")
+    head.add_row("noise", f"{r['noise']} (realised {_pct(r['realised_noise_rate'])} %)")
+    head.add_row("profile / seed / workers", f"{r['profile']} / {r['seed']} / {r['workers']}")
+    head.add_row("test accuracy %", _pct(r["test_acc"]))
+    head.add_row("test macro-F1 %", _pct(r["test_f1"]))
+    if r["warmup_test_acc"] is not None:
+        head.add_row("after warm-up: acc / F1 %", f"{_pct(r['warmup_test_acc'])} / {_pct(r['warmup_test_f1'])}")
+    head.add_row("wall time", f"{r['wall_seconds']:.0f} s  (git {r['git_rev']})")
+    out.print(head)
+    if r["iterations"]:
+        it = Table("iteration", "consensus", "its labels right %", "recall %", "relabelled",
+                   "label acc %", title="refinement (against the clean labels)", title_justify="left")
+        it.add_row("start", "", "", "", "", _pct(1 - r["realised_noise_rate"]))
+        for row in r["iterations"]:
+            it.add_row(str(row["iteration"]), f"{row['consensus_size']:.0f}", _pct(row["consensus_label_precision"]),
+                       _pct(row["consensus_recall"]), f"{row['relabelled']:.0f}", _pct(row["label_acc"]))
+        out.print(it)
+    out.print(f"record: {directory / 'record.parquet'}", markup=False, highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console-script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
