@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
-    help="noisylab: train image classifiers on noisy labels (the report's pipeline and its baselines) on Ray.",
+    help="noisylab: train image classifiers on noisy labels (the report's pipeline, its baselines) on Ray.",
 )
 out = Console()
 err = Console(stderr=True)
@@ -40,20 +40,35 @@ def default_profile() -> str:
 
 @app.command()
 def run(
-    dataset: Annotated[str, typer.Option(help="fashion-mnist, mnist, cifar10, cifar100, chest-xray, "
-                                              "chaoyang, imagefolder, npz")] = "fashion-mnist",
+    dataset: Annotated[
+        str,
+        typer.Option(help="fashion-mnist, mnist, cifar10, cifar100, chest-xray, chaoyang, imagefolder, npz"),
+    ] = "fashion-mnist",
     noise: Annotated[str, typer.Option(help="idn:τ | sym:r | pair:r | none | file:PATH[#key]")] = "idn:0.3",
-    method: Annotated[str, typer.Option(help="paper (the report's pipeline) or ce (plain cross-entropy)")] = "paper",
+    method: Annotated[
+        str, typer.Option(help="paper (the report's pipeline) or ce (plain cross-entropy)")
+    ] = "paper",
     model: Annotated[str, typer.Option(help="timm model name (resnet18, resnet34, ...)")] = "resnet18",
-    profile: Annotated[str | None, typer.Option(help="gpu (the report's recipe), cpu, tiny; "
-                                                     "default: gpu if CUDA is available, else cpu")] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="gpu (the report's recipe), cpu, tiny; default: gpu if CUDA is available, else cpu"
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="seeds the noise, the initial weights and the data order")] = 0,
-    workers: Annotated[int, typer.Option(help="Ray Train workers (data-parallel); 0 runs in this "
-                                              "process without Ray")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Ray Train workers (data-parallel); 0 runs in this process without Ray")
+    ] = 1,
     gpu: Annotated[bool, typer.Option("--gpu", help="one GPU per worker (NCCL); default CPU (gloo)")] = False,
-    data_root: Annotated[Path | None, typer.Option(help="where the dataset lies (default: its usual place)")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override any config field: "
-                                                   "--set refine.threshold=0.5 (see `noisylab fields`)")] = None,
+    data_root: Annotated[
+        Path | None, typer.Option(help="where the dataset lies (default: its usual place)")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="override any config field: --set refine.threshold=0.5 (see `noisylab fields`)"
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="run name (default: derived from the config)")] = None,
     storage: Annotated[Path, typer.Option(help="folder for runs: checkpoints and records")] = Path("runs"),
     address: Annotated[str | None, typer.Option(help="attach to a running Ray cluster (e.g. auto)")] = None,
@@ -79,22 +94,38 @@ def run(
         overrides |= dict(parse_assignment(a) for a in set_ or [])
         chosen = profile or default_profile()
         cfg = make_config(chosen, overrides)
-        err.print(f"profile {chosen}: {PROFILES[chosen].description}", markup=False, highlight=False)
-        outcome = execute(cfg, storage=storage, name=name, progress=progress and sys.stderr.isatty(),
-                          address=address, use_ray=workers > 0)
+
+        def announce(message: str) -> None:
+            err.print(
+                f"{message}\nprofile {chosen}: {PROFILES[chosen].description}", markup=False, highlight=False
+            )
+
+        outcome = execute(
+            cfg,
+            storage=storage,
+            name=name,
+            progress=progress and sys.stderr.isatty(),
+            address=address,
+            use_ray=workers > 0,
+            on_start=announce,
+        )
     except UserError as e:
         raise fail(str(e)) from None
     if outcome.already_done:
-        err.print(f"run '{outcome.name}' had already finished; showing its record "
-                  "(pass another --name or --seed to train again)", markup=False, highlight=False)
-    elif outcome.resumed:
-        err.print(f"resumed run '{outcome.name}' from its last checkpoint", markup=False, highlight=False)
+        err.print(
+            f"run '{outcome.name}' had already finished; showing its record "
+            "(pass another --name or --seed to train again)",
+            markup=False,
+            highlight=False,
+        )
     print_summary(outcome.record, outcome.directory)
 
 
 @app.command()
 def show(
-    run_dir: Annotated[Path, typer.Argument(help="a run folder (holding record.parquet) or the record itself")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="a run folder (holding record.parquet) or the record itself")
+    ],
 ) -> None:
     """Print the summary of a finished run."""
     from noisylab.results import RECORD_FILE, read_record
@@ -150,22 +181,40 @@ def print_summary(record: dict[str, Any], directory: Path) -> None:
     r = record
     head = Table(show_header=False, title=f"run {r['run_name']}", title_justify="left")
     head.add_row("method / model", f"{r['method']} / {r['model']} (width {r['width']})")
-    head.add_row("data", f"{r['dataset']}: {r['num_train']} train, {r['num_test']} test, {r['num_classes']} classes")
+    head.add_row(
+        "data", f"{r['dataset']}: {r['num_train']} train, {r['num_test']} test, {r['num_classes']} classes"
+    )
     head.add_row("noise", f"{r['noise']} (realised {_pct(r['realised_noise_rate'])} %)")
     head.add_row("profile / seed / workers", f"{r['profile']} / {r['seed']} / {r['workers']}")
     head.add_row("test accuracy %", _pct(r["test_acc"]))
     head.add_row("test macro-F1 %", _pct(r["test_f1"]))
     if r["warmup_test_acc"] is not None:
-        head.add_row("after warm-up: acc / F1 %", f"{_pct(r['warmup_test_acc'])} / {_pct(r['warmup_test_f1'])}")
+        head.add_row(
+            "after warm-up: acc / F1 %", f"{_pct(r['warmup_test_acc'])} / {_pct(r['warmup_test_f1'])}"
+        )
     head.add_row("wall time", f"{r['wall_seconds']:.0f} s  (git {r['git_rev']})")
     out.print(head)
     if r["iterations"]:
-        it = Table("iteration", "consensus", "its labels right %", "recall %", "relabelled",
-                   "label acc %", title="refinement (against the clean labels)", title_justify="left")
+        it = Table(
+            "iteration",
+            "consensus",
+            "its labels right %",
+            "recall %",
+            "relabelled",
+            "label acc %",
+            title="refinement (against the clean labels)",
+            title_justify="left",
+        )
         it.add_row("start", "", "", "", "", _pct(1 - r["realised_noise_rate"]))
         for row in r["iterations"]:
-            it.add_row(str(row["iteration"]), f"{row['consensus_size']:.0f}", _pct(row["consensus_label_precision"]),
-                       _pct(row["consensus_recall"]), f"{row['relabelled']:.0f}", _pct(row["label_acc"]))
+            it.add_row(
+                str(row["iteration"]),
+                f"{row['consensus_size']:.0f}",
+                _pct(row["consensus_label_precision"]),
+                _pct(row["consensus_recall"]),
+                f"{row['relabelled']:.0f}",
+                _pct(row["label_acc"]),
+            )
         out.print(it)
     out.print(f"record: {directory / 'record.parquet'}", markup=False, highlight=False)
 

@@ -199,9 +199,9 @@ def _coerce_inner(value: Any, tp: Any) -> Any:
     origin = get_origin(tp)
     args = get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
-            if type(None) in args:
-                return None
+        is_none = value is None or (isinstance(value, str) and value.lower() in ("none", "null", ""))
+        if is_none and type(None) in args:
+            return None
         inner = [a for a in args if a is not type(None)]
         return _coerce_inner(value, inner[0])
     if origin is Literal:
@@ -310,7 +310,8 @@ def _validate_refine(r: RefineConfig) -> None:
     for name, seq in (("refine.epochs", r.epochs), ("refine.stages", r.stages), ("refine.lrs", r.lrs)):
         if len(seq) != r.iterations:
             raise UserError(
-                f"{name} has {len(seq)} entries but refine.iterations is {r.iterations}: give one per iteration"
+                f"{name} has {len(seq)} entries but refine.iterations is {r.iterations}: "
+                "give one per iteration"
             )
     for i, (epochs, stages, lr) in enumerate(zip(r.epochs, r.stages, r.lrs, strict=True), start=1):
         if epochs < 1:

@@ -213,6 +213,14 @@ def all_gather(t: Tensor, world: World) -> Tensor:
     return torch.cat(out).cpu()
 
 
+def same_on_all_ranks(t: Tensor, world: World) -> bool:
+    """Whether every rank holds the same tensor: a cheap guard on the all-gathered selections."""
+    if world.size == 1:
+        return True
+    gathered = all_gather(t.reshape(1, -1), world)
+    return bool((gathered == gathered[0]).all())
+
+
 def all_reduce_mean(value: float, world: World) -> float:
     if world.size == 1:
         return value

@@ -113,8 +113,9 @@ def nt_xent(z1: Tensor, z2: Tensor, *, temperature: float = 0.5) -> Tensor:
     (2B − 1)-way cross entropy over every other projection, self-similarity excluded.
     """
     if z1.shape != z2.shape or z1.dim() != 2:
-        raise ValueError(f"nt_xent needs two [B, D] tensors of the same shape, got {tuple(z1.shape)} "
-                         f"and {tuple(z2.shape)}")
+        raise ValueError(
+            f"nt_xent needs two [B, D] tensors of the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}"
+        )
     batch = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2], dim=0), dim=1)
     similarity = z @ z.T / temperature

@@ -8,6 +8,8 @@ so a checkpoint is one state dict and DDP wraps one module. Both heads are reach
 
 from __future__ import annotations
 
+from typing import Any
+
 import timm
 import torch
 from torch import Tensor, nn
@@ -51,9 +53,9 @@ def _rewire_stem(backbone: nn.Module, *, in_chans: int, width: int, cifar: bool)
         backbone.conv1 = nn.Conv2d(in_chans, width, kernel_size=7, stride=2, padding=3, bias=False)
     if width != 64:
         backbone.bn1 = nn.BatchNorm2d(width)
-        first = backbone.layer1[0]  # type: ignore[index]
+        first = backbone.get_submodule("layer1.0")
         first.conv1 = nn.Conv2d(width, width, kernel_size=3, stride=1, padding=1, bias=False)
-        first.downsample = None  # input and output now both have `width` channels
+        first.downsample = None  # type: ignore[assignment]  # input and output now both have `width` channels
 
 
 def available_models() -> list[str]:
@@ -72,7 +74,7 @@ def build_network(cfg: ModelConfig, *, num_classes: int, in_chans: int, image_si
         raise UserError(f"model.width applies to timm ResNets only ({', '.join(_RESNETS)}), not {cfg.name}")
     if not is_resnet and cfg.stem == "cifar":
         raise UserError(f"model.stem=cifar applies to timm ResNets only, not {cfg.name}")
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     if is_resnet:
         w = cfg.width
         kwargs = {"channels": (w, 2 * w, 4 * w, 8 * w)}

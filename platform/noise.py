@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 import numpy as np
+
 from noisylab.errors import UserError
 
 NoiseKind = Literal["none", "idn", "symmetric", "pair", "file"]
@@ -151,15 +152,18 @@ def make_noisy_labels(
         assert spec.path is not None  # guaranteed by NoiseSpec.__post_init__
         noisy = load_label_file(spec.path, key=spec.key, num_samples=len(clean), num_classes=num_classes)
     else:
-        noisy = _generate_cached(spec, images=images, clean=clean, num_classes=num_classes, seed=seed,
-                                 cache_dir=cache_dir)
+        noisy = _generate_cached(
+            spec, images=images, clean=clean, num_classes=num_classes, seed=seed, cache_dir=cache_dir
+        )
     realised = float(np.mean(noisy != clean)) if len(clean) else 0.0
-    return NoisyLabels(labels=noisy, realised_rate=realised,
-                       transition=transition_matrix(clean, noisy, num_classes))
+    return NoisyLabels(
+        labels=noisy, realised_rate=realised, transition=transition_matrix(clean, noisy, num_classes)
+    )
 
 
-def _generate(spec: NoiseSpec, *, images: np.ndarray, clean: np.ndarray, num_classes: int,
-              seed: int) -> np.ndarray:
+def _generate(
+    spec: NoiseSpec, *, images: np.ndarray, clean: np.ndarray, num_classes: int, seed: int
+) -> np.ndarray:
     if spec.kind == "idn":
         return idn_labels(images, clean, num_classes=num_classes, rate=spec.rate, seed=seed)
     if spec.kind == "symmetric":
@@ -172,8 +176,15 @@ def _generate(spec: NoiseSpec, *, images: np.ndarray, clean: np.ndarray, num_cla
 # --------------------------------------------------------------------------------------------- caching
 
 
-def _generate_cached(spec: NoiseSpec, *, images: np.ndarray, clean: np.ndarray, num_classes: int, seed: int,
-                     cache_dir: Path | None) -> np.ndarray:
+def _generate_cached(
+    spec: NoiseSpec,
+    *,
+    images: np.ndarray,
+    clean: np.ndarray,
+    num_classes: int,
+    seed: int,
+    cache_dir: Path | None,
+) -> np.ndarray:
     if cache_dir is None:
         return _generate(spec, images=images, clean=clean, num_classes=num_classes, seed=seed)
     path = Path(cache_dir) / f"noisy-labels-{_cache_key(spec, images, clean, num_classes, seed)}.npy"
@@ -206,8 +217,11 @@ def _read_cache(path: Path, *, num_samples: int, num_classes: int) -> np.ndarray
         cached = np.load(path, allow_pickle=False)
     except (OSError, ValueError):
         return None  # a damaged cache file is simply regenerated (and replaced)
-    valid = (cached.shape == (num_samples,) and np.issubdtype(cached.dtype, np.integer)
-             and (num_samples == 0 or (cached.min() >= 0 and cached.max() < num_classes)))
+    valid = (
+        cached.shape == (num_samples,)
+        and np.issubdtype(cached.dtype, np.integer)
+        and (num_samples == 0 or (cached.min() >= 0 and cached.max() < num_classes))
+    )
     return cached.astype(np.int64) if valid else None
 
 
@@ -227,8 +241,9 @@ def _write_atomically(path: Path, array: np.ndarray) -> None:
 # ------------------------------------------------------------------------------------------ generators
 
 
-def truncated_normal(rng: np.random.Generator, *, mean: float, std: float, size: int, low: float = 0.0,
-                     high: float = 1.0) -> np.ndarray:
+def truncated_normal(
+    rng: np.random.Generator, *, mean: float, std: float, size: int, low: float = 0.0, high: float = 1.0
+) -> np.ndarray:
     """Draw `size` samples of N(mean, std) truncated to [low, high] by rejection sampling.
 
     Draws batches of normals from `rng` in order and keeps those inside the interval, so the result is
@@ -297,8 +312,9 @@ def idn_labels(
     return noisy
 
 
-def idn_probabilities(images: np.ndarray, labels: np.ndarray, *, flip_rates: np.ndarray,
-                      weights: np.ndarray) -> np.ndarray:
+def idn_probabilities(
+    images: np.ndarray, labels: np.ndarray, *, flip_rates: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
     """The IDN label distributions p (float64 [N, C]) for given q (flip_rates [N]) and W ([C, D, C]).
 
     The same computation `idn_labels` samples from, exposed to inspect and test it on small data
@@ -309,14 +325,16 @@ def idn_probabilities(images: np.ndarray, labels: np.ndarray, *, flip_rates: np.
     pixels = _check_images(images, num_samples=len(clean))
     rows = np.zeros((len(clean), num_classes), dtype=np.float64)
     for cls in range(num_classes):
-        for idx, probs in _idn_rows_for_class(pixels, clean, np.asarray(flip_rates, np.float64), weights[cls],
-                                              cls):
+        for idx, probs in _idn_rows_for_class(
+            pixels, clean, np.asarray(flip_rates, np.float64), weights[cls], cls
+        ):
             rows[idx] = probs
     return rows
 
 
-def _idn_rows_for_class(pixels: np.ndarray, clean: np.ndarray, flip_rates: np.ndarray, weights: np.ndarray,
-                        cls: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _idn_rows_for_class(
+    pixels: np.ndarray, clean: np.ndarray, flip_rates: np.ndarray, weights: np.ndarray, cls: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (sample indices, p rows [n, C]) for the samples of class `cls`, a bounded chunk at a time."""
     members = np.flatnonzero(clean == cls)
     dim = weights.shape[0]
@@ -424,8 +442,10 @@ def load_label_file(path: Path, *, key: str | None, num_samples: int, num_classe
 def _numpy_safe_globals() -> list[Any]:
     """The globals numpy arrays pickle into: nothing that can run arbitrary code."""
     reconstruct = np.zeros(0).__reduce__()[0]  # numpy's _reconstruct, wherever this numpy version keeps it
-    int_dtypes = [np.dtype(t).__class__ for t in (np.int8, np.int16, np.int32, np.int64,
-                                                  np.uint8, np.uint16, np.uint32, np.uint64)]
+    int_dtypes = [
+        np.dtype(t).__class__
+        for t in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64)
+    ]
     # Files written under numpy 1.x (the CIFAR-N releases) name it numpy.core.multiarray; numpy 2 says
     # numpy._core.multiarray. Torch accepts (object, "dotted.name") pairs to allow both spellings.
     return [
@@ -448,10 +468,13 @@ def _load_torch(path: Path) -> Any:
     except Exception as exc:
         reason = _short_reason(exc)
         if _REFUSED_OBJECT.search(reason):
-            raise UserError(f"{path} holds objects other than integer arrays/tensors ({reason}): "
-                            "re-save it as a dict of numpy int arrays, or as .npy") from None
-        raise UserError(f"cannot read {path} as a torch file ({reason}): "
-                        "check that it was written by torch.save") from None
+            raise UserError(
+                f"{path} holds objects other than integer arrays/tensors ({reason}): "
+                "re-save it as a dict of numpy int arrays, or as .npy"
+            ) from None
+        raise UserError(
+            f"cannot read {path} as a torch file ({reason}): check that it was written by torch.save"
+        ) from None
 
 
 # How torch's weights-only unpickler names an object it refused to build.
@@ -487,16 +510,19 @@ def _load_npy(path: Path) -> np.ndarray:
     try:
         return cast(np.ndarray, np.load(path, allow_pickle=False))
     except (OSError, ValueError, EOFError) as exc:
-        raise UserError(f"cannot read {path} as a .npy integer array ({_short_reason(exc)}): "
-                        "save it with np.save(path, labels.astype('int64'))") from None
+        raise UserError(
+            f"cannot read {path} as a .npy integer array ({_short_reason(exc)}): "
+            "save it with np.save(path, labels.astype('int64'))"
+        ) from None
 
 
 def _load_text(path: Path) -> np.ndarray:
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path} as text ({_short_reason(exc)}): write one integer label per line"
-                        ) from None
+        raise UserError(
+            f"cannot read {path} as text ({_short_reason(exc)}): write one integer label per line"
+        ) from None
     values: list[int] = []
     for number, line in enumerate(lines, start=1):
         text = line.strip().rstrip(",")
@@ -505,8 +531,9 @@ def _load_text(path: Path) -> np.ndarray:
         try:
             values.append(int(text))
         except ValueError:
-            raise UserError(f"{path.name} line {number} is {text!r}, not an integer: "
-                            "write one integer label per line") from None
+            raise UserError(
+                f"{path.name} line {number} is {text!r}, not an integer: write one integer label per line"
+            ) from None
     return np.asarray(values, dtype=np.int64)
 
 
@@ -517,11 +544,15 @@ def _check_file_labels(raw: Any, *, path: Path, num_samples: int, num_classes: i
         raise UserError(f"{path.name} holds a {type(raw).__name__}, not a label array: save int64 labels [N]")
     array = np.asarray(raw)
     if array.ndim != 1 or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
-        raise UserError(f"labels in {path.name} are {array.dtype} of shape {array.shape}, not 1-D integers: "
-                        "save int64 labels [N]")
+        raise UserError(
+            f"labels in {path.name} are {array.dtype} of shape {array.shape}, not 1-D integers: "
+            "save int64 labels [N]"
+        )
     if len(array) != num_samples:
-        raise UserError(f"{path.name} has {len(array)} labels but the data set has {num_samples} samples: "
-                        "use the label file made for this data set and split")
+        raise UserError(
+            f"{path.name} has {len(array)} labels but the data set has {num_samples} samples: "
+            "use the label file made for this data set and split"
+        )
     return _check_labels(array, num_classes=num_classes, what=f"labels in {path.name}")
 
 
@@ -541,17 +572,23 @@ def _check_rate(rate: float) -> None:
 def _check_labels(labels: np.ndarray, *, num_classes: int, what: str) -> np.ndarray:
     array = np.asarray(labels)
     if array.ndim != 1 or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
-        raise UserError(f"{what} must be a 1-D integer array, got {array.dtype} of shape {array.shape}: "
-                        "pass class indices [N]")
+        raise UserError(
+            f"{what} must be a 1-D integer array, got {array.dtype} of shape {array.shape}: "
+            "pass class indices [N]"
+        )
     if array.size and (array.min() < 0 or array.max() >= num_classes):
-        raise UserError(f"{what} range over [{array.min()}, {array.max()}], outside [0, {num_classes}): "
-                        "check num_classes and the label file")
+        raise UserError(
+            f"{what} range over [{array.min()}, {array.max()}], outside [0, {num_classes}): "
+            "check num_classes and the label file"
+        )
     return array.astype(np.int64)
 
 
 def _check_images(images: np.ndarray, *, num_samples: int) -> np.ndarray:
     pixels = np.asarray(images)
     if pixels.ndim != 4 or len(pixels) != num_samples:
-        raise UserError(f"IDN needs images [N={num_samples}, C, H, W], got shape {pixels.shape}: "
-                        "pass the training images that the labels belong to")
+        raise UserError(
+            f"IDN needs images [N={num_samples}, C, H, W], got shape {pixels.shape}: "
+            "pass the training images that the labels belong to"
+        )
     return pixels

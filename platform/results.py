@@ -42,11 +42,17 @@ def git_revision() -> str:
     try:
         rev = subprocess.run(
             ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -69,6 +75,7 @@ def build_record(
     fingerprint: str,
     started_at: datetime,
     wall_seconds: float,
+    final_labels_sha256: str,
 ) -> dict[str, Any]:
     spec = NoiseSpec.parse(cfg.data.noise)
     evals = [h for h in history if "test_acc" in h]
@@ -103,16 +110,23 @@ def build_record(
         "warmup_test_acc": _f(warm[-1]["test_acc"]) if warm else None,
         "warmup_test_f1": _f(warm[-1]["test_f1"]) if warm else None,
         "final_label_acc": _f(iters[-1]["label_acc"]) if iters else None,
+        "final_labels_sha256": final_labels_sha256,
         "transition": bundle.noise.transition.tolist(),
         "phases": [
-            {"phase": h["phase"], "iteration": h["iteration"], "epoch": h["epoch"],
-             "test_acc": _f(h["test_acc"]), "test_f1": _f(h["test_f1"])}
+            {
+                "phase": h["phase"],
+                "iteration": h["iteration"],
+                "epoch": h["epoch"],
+                "test_acc": _f(h["test_acc"]),
+                "test_f1": _f(h["test_f1"]),
+            }
             for h in evals
         ],
         "stages": [
             {"iteration": h["iteration"], "stage": h["stage"], "epoch": h["epoch"]}
             | {k: _f(h[k]) for k in _STAGE_KEYS}
-            for h in history if "stage" in h
+            for h in history
+            if "stage" in h
         ],
         "iterations": [{"iteration": h["iteration"]} | {k: _f(h[k]) for k in _ITER_KEYS} for h in iters],
         "history_json": json.dumps(history),

@@ -12,12 +12,17 @@ finished one without training; a run name that holds another config is refused.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from noisylab.config import RunConfig, load_config_json, validate
 from noisylab.errors import UserError
@@ -28,6 +33,7 @@ from noisylab.trainables import method_names
 from noisylab.worker import WorkerSpec, run_local, train_loop
 
 CONFIG_FILE = "config.json"
+LABELS_FILE = "final_labels.npy"  # the training labels at the end (refined by the pipeline)
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,9 @@ def check_resources(cfg: RunConfig) -> int:
         if cfg.workers > gpus:
             raise UserError(f"{cfg.workers} GPU workers asked for, but this machine has {gpus} GPU(s)")
     if cfg.workers > cpus:
-        raise UserError(f"{cfg.workers} workers asked for, but this machine has {cpus} CPUs: use --workers ≤ {cpus}")
+        raise UserError(
+            f"{cfg.workers} workers asked for, but this machine has {cpus} CPUs: use --workers ≤ {cpus}"
+        )
     return max(1, cpus // max(cfg.workers, 1))
 
 
@@ -84,6 +92,7 @@ def execute(
     use_ray: bool = True,
     fail_at_step: int | None = None,
     max_failures: int = 0,
+    on_start: Callable[[str], None] | None = None,
 ) -> RunOutcome:
     """Run `cfg` to the end (or resume it) and return its record. UserError for anything fixable."""
     validate(cfg, methods=method_names())
@@ -96,22 +105,39 @@ def execute(
     cpus_per_worker = check_resources(cfg) if address is None else 1
     bundle = prepare_data(cfg)
     # Build the network once here so an impossible model fails before any worker starts.
-    build_network(cfg.model, num_classes=bundle.num_classes, in_chans=bundle.train_images.shape[1],
-                  image_size=bundle.train_images.shape[-1])
+    build_network(
+        cfg.model,
+        num_classes=bundle.num_classes,
+        in_chans=bundle.train_images.shape[1],
+        image_size=bundle.train_images.shape[-1],
+    )
     directory.mkdir(parents=True, exist_ok=True)
     if not resumed:
         _write_text_atomic(directory / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
 
+    if on_start is not None:
+        on_start(f"{'resuming' if resumed else 'starting'} run '{name}' in {directory}")
     started, t0 = now(), time.perf_counter()
-    spec = WorkerSpec(cfg=cfg, data=bundle, fingerprint=cfg.fingerprint(), fail_at_step=fail_at_step,
-                      progress=progress)
+    spec = WorkerSpec(
+        cfg=cfg, data=bundle, fingerprint=cfg.fingerprint(), fail_at_step=fail_at_step, progress=progress
+    )
     if use_ray:
         result = _fit_with_ray(spec, directory, cpus_per_worker, address=address, max_failures=max_failures)
     else:
         result = run_local(spec, directory)
-    record = build_record(cfg, bundle, result["history"], run_name=name, fingerprint=cfg.fingerprint(),
-                          started_at=started, wall_seconds=time.perf_counter() - t0)
-    write_record(record, record_path)
+    labels = result["labels"]
+    record = build_record(
+        cfg,
+        bundle,
+        result["history"],
+        run_name=name,
+        fingerprint=cfg.fingerprint(),
+        started_at=started,
+        wall_seconds=time.perf_counter() - t0,
+        final_labels_sha256=hashlib.sha256(labels.tobytes()).hexdigest(),
+    )
+    _save_labels(directory / LABELS_FILE, labels)
+    write_record(record, record_path)  # last: its presence means the run is complete
     return RunOutcome(name, directory, record, resumed=resumed, already_done=False)
 
 
@@ -130,14 +156,21 @@ def _fit_with_ray(
         data = ray.put(spec.data)  # once: every worker reads the same read-only copy
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={"spec": WorkerSpec(cfg=cfg, data=data, fingerprint=spec.fingerprint,
-                                              fail_at_step=spec.fail_at_step, progress=spec.progress)},
+        train_loop_config={
+            "spec": WorkerSpec(
+                cfg=cfg,
+                data=data,
+                fingerprint=spec.fingerprint,
+                fail_at_step=spec.fail_at_step,
+                progress=spec.progress,
+            )
+        },
         scaling_config=ScalingConfig(
             num_workers=cfg.workers,
             use_gpu=cfg.use_gpu,
             resources_per_worker={"CPU": cpus_per_worker} | ({"GPU": 1} if cfg.use_gpu else {}),
         ),
-        run_config=TrainRunConfig(
+        run_config=TrainRunConfig(  # type: ignore[call-arg]  # mypy sees Train V1's RunConfig
             name=directory.name,
             storage_path=str(directory.parent),
             failure_config=FailureConfig(max_failures=max_failures),
@@ -162,14 +195,27 @@ def init_ray(address: str | None) -> None:
     # epochs (the report queue holds one entry). Must be set before Ray starts its processes.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     try:
-        ray.init(address=address, include_dashboard=None, log_to_driver=True,
-                 configure_logging=True, logging_level="WARNING")
+        ray.init(
+            address=address,
+            include_dashboard=None,
+            log_to_driver=True,
+            configure_logging=True,
+            logging_level=logging.WARNING,
+        )
     except ConnectionError as e:
-        raise UserError(f"cannot reach a Ray cluster at {address}: {e}; check the address (ray status)") from None
+        raise UserError(
+            f"cannot reach a Ray cluster at {address}: {e}; check the address (ray status)"
+        ) from None
+
+
+def _save_labels(path: Path, labels: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, labels.astype(np.int64), allow_pickle=False)
+    os.replace(tmp, path)
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-

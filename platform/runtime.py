@@ -154,7 +154,7 @@ def load_payload(path: Path) -> dict[str, Any]:
 def rng_state() -> dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state()[1].tolist(),  # the Mersenne state words
+        "numpy": np.asarray(np.random.get_state(legacy=True)[1]).tolist(),  # type: ignore[index]  # MT words
         "python": random.getstate()[1],
     }
 
@@ -210,7 +210,12 @@ def run_schedule(
         if optimizer is None or step.starts_phase:
             optimizer = make_optimizer(ctx.net, step, ctx.cfg.optimizer)
         metrics = method.run_step(step, index, ctx, state, optimizer)
-        metrics = {"step": index, "phase": step.phase, "iteration": step.iteration, "epoch": step.epoch} | metrics
+        metrics = {
+            "step": index,
+            "phase": step.phase,
+            "iteration": step.iteration,
+            "epoch": step.epoch,
+        } | metrics
         state.history.append(metrics)
         state.step = index + 1
         # The optimiser carries over only within a phase; the next phase builds its own.

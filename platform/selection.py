@@ -37,8 +37,11 @@ class SetQuality:
     recall: float  # fraction of the correctly-labelled samples that were selected
 
     def as_metrics(self, prefix: str) -> dict[str, float]:
-        return {f"{prefix}_size": float(self.size), f"{prefix}_precision": self.precision,
-                f"{prefix}_recall": self.recall}
+        return {
+            f"{prefix}_size": float(self.size),
+            f"{prefix}_precision": self.precision,
+            f"{prefix}_recall": self.recall,
+        }
 
 
 def set_quality(selected: Tensor, labels: Tensor, clean: Tensor) -> SetQuality:

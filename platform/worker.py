@@ -22,7 +22,7 @@ from noisylab.data.augment import Augmenter
 from noisylab.engine import Bar, ProgressFactory, World, no_progress
 from noisylab.models import build_network
 from noisylab.prepare import DataBundle
-from noisylab.runtime import Context, LocalReporter, RayReporter, Reporter, run_schedule
+from noisylab.runtime import Context, LocalReporter, RayReporter, Reporter, TrainState, run_schedule
 from noisylab.trainables import get_method
 
 
@@ -40,13 +40,20 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(a, copy=True))
 
 
-def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, model: nn.Module | None = None,
-                  progress: ProgressFactory = no_progress) -> Context:
+def build_context(
+    spec: WorkerSpec,
+    bundle: DataBundle,
+    world: World,
+    model: nn.Module | None = None,
+    progress: ProgressFactory = no_progress,
+) -> Context:
     cfg = spec.cfg
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     train_images = _tensor(bundle.train_images).to(world.device)
     h = train_images.shape[-1]
-    net = build_network(cfg.model, num_classes=bundle.num_classes, in_chans=train_images.shape[1], image_size=h)
+    net = build_network(
+        cfg.model, num_classes=bundle.num_classes, in_chans=train_images.shape[1], image_size=h
+    )
     net.to(world.device)
     return Context(
         cfg=cfg,
@@ -66,8 +73,10 @@ def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, model: nn.
     )
 
 
-def outcome(state_history: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"history": state_history}
+def outcome(state: TrainState) -> dict[str, Any]:
+    """What rank 0 hands back to the driver: every step's metrics and the final training labels."""
+    labels = state.labels.numpy() if state.labels is not None else None
+    return {"history": state.history, "labels": labels}
 
 
 def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
@@ -76,9 +85,13 @@ def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
     ctx = build_context(spec, bundle, World(), progress=tqdm_progress(spec.progress, in_ray=False))
     reporter: Reporter = LocalReporter(directory)
     state = run_schedule(
-        get_method(spec.cfg.method), ctx, reporter, fingerprint=spec.fingerprint, fail_at_step=spec.fail_at_step
+        get_method(spec.cfg.method),
+        ctx,
+        reporter,
+        fingerprint=spec.fingerprint,
+        fail_at_step=spec.fail_at_step,
     )
-    return outcome(state.history)
+    return outcome(state)
 
 
 def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
@@ -95,7 +108,9 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         rank=context.get_world_rank(), size=context.get_world_size(), device=ray.train.torch.get_device()
     )
     in_ray = spec.cfg.workers > 0
-    ctx = build_context(spec, bundle, world, progress=tqdm_progress(spec.progress and world.is_main, in_ray=in_ray))
+    ctx = build_context(
+        spec, bundle, world, progress=tqdm_progress(spec.progress and world.is_main, in_ray=in_ray)
+    )
     if world.size > 1:
         # The projection head is idle in supervised phases and the classifier in pre-training.
         ctx.model = ray.train.torch.prepare_model(
@@ -108,7 +123,7 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         fingerprint=spec.fingerprint,
         fail_at_step=spec.fail_at_step,
     )
-    return outcome(state.history) if world.is_main else None
+    return outcome(state) if world.is_main else None
 
 
 def _quiet_train_reports() -> None:
@@ -126,14 +141,12 @@ def tqdm_progress(enabled: bool, *, in_ray: bool) -> ProgressFactory:
     in-process."""
     if not enabled:
         return no_progress
-    if in_ray:
-        from ray.experimental.tqdm_ray import tqdm
-    else:
-        from tqdm.auto import tqdm  # type: ignore[no-redef]
+    from ray.experimental.tqdm_ray import tqdm as ray_tqdm
+    from tqdm.auto import tqdm
 
     @contextlib.contextmanager
     def factory(desc: str, total: int) -> Iterator[Bar]:
-        bar = tqdm(total=total, desc=desc, leave=False)
+        bar: Any = ray_tqdm(total=total, desc=desc) if in_ray else tqdm(total=total, desc=desc, leave=False)
         try:
             yield bar
         finally:

@@ -30,8 +30,10 @@ def digits_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("digits") / "digits.npz"
     np.savez(
         path,
-        train_images=img[:1400], train_labels=y[:1400, None],
-        test_images=img[1400:], test_labels=y[1400:, None],
+        train_images=img[:1400],
+        train_labels=y[:1400, None],
+        test_images=img[1400:],
+        test_labels=y[1400:, None],
     )
     return path
 
@@ -47,7 +49,12 @@ def ray_session() -> Iterator[None]:
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False,
-                 logging_level="WARNING", log_to_driver=True)
+        ray.init(
+            num_cpus=2,
+            object_store_memory=200 * 1024**2,
+            include_dashboard=False,
+            logging_level="WARNING",
+            log_to_driver=True,
+        )
     yield
     ray.shutdown()

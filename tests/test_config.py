@@ -24,15 +24,20 @@ def test_defaults_are_the_report_numbers() -> None:
 
 
 def test_overrides_coerce_text_to_field_types() -> None:
-    cfg = with_overrides(RunConfig(), dict([
-        parse_assignment("refine.threshold=0.25"),
-        parse_assignment("refine.stages=[[1,2],[3]]"),
-        parse_assignment("refine.iterations=2"),
-        parse_assignment("refine.epochs=(2, 3)"),
-        parse_assignment("refine.lrs=[1e-3, 1e-4]"),
-        parse_assignment("loss.swce_detach=false"),
-        parse_assignment("data.train_subset=none"),
-    ]))
+    cfg = with_overrides(
+        RunConfig(),
+        dict(
+            [
+                parse_assignment("refine.threshold=0.25"),
+                parse_assignment("refine.stages=[[1,2],[3]]"),
+                parse_assignment("refine.iterations=2"),
+                parse_assignment("refine.epochs=(2, 3)"),
+                parse_assignment("refine.lrs=[1e-3, 1e-4]"),
+                parse_assignment("loss.swce_detach=false"),
+                parse_assignment("data.train_subset=none"),
+            ]
+        ),
+    )
     assert cfg.refine.threshold == 0.25
     assert cfg.refine.stages == ((1, 2), (3,))
     assert cfg.refine.epochs == (2, 3)
@@ -57,7 +62,7 @@ def test_bad_overrides_name_the_field(path: str, value: str, message: str) -> No
 
 
 def test_a_misspelt_leaf_suggests_the_real_path() -> None:
-    with pytest.raises(UserError, match="did you mean refine.threshold"):
+    with pytest.raises(UserError, match=r"did you mean refine\.threshold"):
         with_overrides(RunConfig(), {"threshold": 0.5})
 
 

@@ -70,11 +70,23 @@ def test_scan_returns_values_in_sample_order() -> None:
     torch.manual_seed(0)
     model = _Linear()
     images = torch.randint(0, 255, (37, 1, 2, 2), dtype=torch.uint8)
-    out = scan(model, images, transform=lambda x: x.float(), fn=lambda logits, idx: idx.float().unsqueeze(1),
-               batch_size=8, world=World())
+    out = scan(
+        model,
+        images,
+        transform=lambda x: x.float(),
+        fn=lambda logits, idx: idx.float().unsqueeze(1),
+        batch_size=8,
+        world=World(),
+    )
     assert torch.equal(out[:, 0], torch.arange(37).float())
-    full = scan(model, images, transform=lambda x: x.float(), fn=lambda logits, idx: logits,
-                batch_size=5, world=World())
+    full = scan(
+        model,
+        images,
+        transform=lambda x: x.float(),
+        fn=lambda logits, idx: logits,
+        batch_size=5,
+        world=World(),
+    )
     assert torch.allclose(full, model(images.float()), atol=1e-6)
 
 
@@ -90,8 +102,14 @@ def test_train_epoch_learns_a_separable_problem() -> None:
 
     losses = []
     for step in range(8):
-        stats = train_epoch(model, opt, epoch_order(300, World(), seed=0, step=step), batch_size=32,
-                            loss_fn=loss_fn, generator=derived_generator(0, step))
+        stats = train_epoch(
+            model,
+            opt,
+            epoch_order(300, World(), seed=0, step=step),
+            batch_size=32,
+            loss_fn=loss_fn,
+            generator=derived_generator(0, step),
+        )
         losses.append(stats.loss)
         assert stats.samples == 300
     assert losses[-1] < 0.5 * losses[0]

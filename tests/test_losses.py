@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from noisylab import losses
 from torch import Tensor
+
+from noisylab import losses
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -56,8 +57,9 @@ def ref_nt_xent(z1: list[list[float]], z2: list[list[float]], temperature: float
     out = []
     for i in range(n):
         positive = i + batch if i < batch else i - batch
-        sims = {j: sum(a * b for a, b in zip(z[i], z[j], strict=True)) / temperature
-                for j in range(n) if j != i}
+        sims = {
+            j: sum(a * b for a, b in zip(z[i], z[j], strict=True)) / temperature for j in range(n) if j != i
+        }
         out.append(-sims[positive] + math.log(sum(math.exp(s) for s in sims.values())))
     return out
 
@@ -81,8 +83,9 @@ CASES: list[tuple[str, LossFn, Callable[[list[float], int], float]]] = [
 
 
 @pytest.mark.parametrize(("name", "fn", "ref"), CASES, ids=[c[0] for c in CASES])
-def test_matches_slow_reference(name: str, fn: LossFn, ref: Callable[[list[float], int], float],
-                                batch: tuple[Tensor, Tensor]) -> None:
+def test_matches_slow_reference(
+    name: str, fn: LossFn, ref: Callable[[list[float], int], float], batch: tuple[Tensor, Tensor]
+) -> None:
     logits, targets = batch
     got = fn(logits, targets)
     assert got.shape == (6,)

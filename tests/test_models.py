@@ -11,8 +11,9 @@ from noisylab.models import build_network
 @pytest.mark.parametrize("name", ["resnet18", "resnet34"])
 @pytest.mark.parametrize(("size", "stem"), [(16, "auto"), (96, "auto"), (32, "imagenet")])
 def test_resnets_give_logits_and_projections(name: str, size: int, stem: str) -> None:
-    net = build_network(ModelConfig(name=name, width=8, stem=stem, proj_dim=16), num_classes=5,
-                        in_chans=1, image_size=size)
+    net = build_network(
+        ModelConfig(name=name, width=8, stem=stem, proj_dim=16), num_classes=5, in_chans=1, image_size=size
+    )
     x = torch.randn(3, 1, size, size)
     assert net(x).shape == (3, 5)
     assert net(x, project=True).shape == (3, 16)
@@ -46,4 +47,6 @@ def test_unknown_model_and_width_on_other_families_are_refused() -> None:
     with pytest.raises(UserError, match="unknown model 'resnet19'"):
         build_network(ModelConfig(name="resnet19"), num_classes=10, in_chans=1, image_size=28)
     with pytest.raises(UserError, match="width applies to timm ResNets"):
-        build_network(ModelConfig(name="mobilenetv3_small_050", width=8), num_classes=4, in_chans=3, image_size=64)
+        build_network(
+            ModelConfig(name="mobilenetv3_small_050", width=8), num_classes=4, in_chans=3, image_size=64
+        )

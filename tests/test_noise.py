@@ -10,13 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from noisylab import noise
 from noisylab.errors import UserError
 from noisylab.noise import NoiseSpec
 
 
-def _random_data(n: int, num_classes: int, shape: tuple[int, int, int] = (1, 8, 8), seed: int = 0
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _random_data(
+    n: int, num_classes: int, shape: tuple[int, int, int] = (1, 8, 8), seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(n, *shape), dtype=np.uint8)
     labels = rng.integers(0, num_classes, size=n).astype(np.int64)
@@ -41,9 +43,11 @@ def _one_line_user_error(excinfo: pytest.ExceptionInfo[UserError]) -> str:
         ("pair:0.4", NoiseSpec("pair", rate=0.4), "pair:0.4"),
         ("idn:0", NoiseSpec("idn", rate=0.0), "idn:0.0"),
         ("none", NoiseSpec("none"), "none"),
-        ("file:/p/CIFAR-10_human.pt#worse_label",
-         NoiseSpec("file", path=Path("/p/CIFAR-10_human.pt"), key="worse_label"),
-         "file:/p/CIFAR-10_human.pt#worse_label"),
+        (
+            "file:/p/CIFAR-10_human.pt#worse_label",
+            NoiseSpec("file", path=Path("/p/CIFAR-10_human.pt"), key="worse_label"),
+            "file:/p/CIFAR-10_human.pt#worse_label",
+        ),
         ("file:labels.npy", NoiseSpec("file", path=Path("labels.npy")), "file:labels.npy"),
     ],
 )
@@ -107,8 +111,9 @@ def test_seeded_determinism(kind: str) -> None:
 
 def test_idn_realised_rate_is_close_to_target() -> None:
     images, labels = _random_data(4000, 10)
-    result = noise.make_noisy_labels(NoiseSpec("idn", rate=0.3), images=images, labels=labels,
-                                     num_classes=10, seed=0)
+    result = noise.make_noisy_labels(
+        NoiseSpec("idn", rate=0.3), images=images, labels=labels, num_classes=10, seed=0
+    )
     assert abs(result.realised_rate - 0.3) < 0.03
     assert result.realised_rate == pytest.approx(float(np.mean(result.labels != labels)))
 
@@ -149,8 +154,9 @@ def test_idn_probabilities_match_slow_reference() -> None:
     rows = noise.idn_probabilities(images, labels, flip_rates=flip_rates, weights=weights)
     assert rows.shape == (12, 4)
     for i in range(12):
-        np.testing.assert_allclose(rows[i], _slow_idn_row(images[i], int(labels[i]), flip_rates[i], weights),
-                                   rtol=1e-10, atol=1e-15)
+        np.testing.assert_allclose(
+            rows[i], _slow_idn_row(images[i], int(labels[i]), flip_rates[i], weights), rtol=1e-10, atol=1e-15
+        )
     np.testing.assert_allclose(rows[np.arange(12), labels], 1.0 - flip_rates)
     np.testing.assert_allclose(rows.sum(axis=1), 1.0)
 
@@ -237,8 +243,9 @@ def test_none_keeps_labels() -> None:
 def test_bad_inputs_raise_user_errors() -> None:
     images, labels = _random_data(10, 3)
     with pytest.raises(UserError) as excinfo:
-        noise.make_noisy_labels(NoiseSpec("idn", rate=0.2), images=images, labels=labels, num_classes=2,
-                                seed=0)
+        noise.make_noisy_labels(
+            NoiseSpec("idn", rate=0.2), images=images, labels=labels, num_classes=2, seed=0
+        )
     assert "outside [0, 2)" in _one_line_user_error(excinfo)
     with pytest.raises(UserError):
         noise.idn_labels(images[:5], labels, num_classes=3, rate=0.2, seed=0)
@@ -254,8 +261,14 @@ def test_bad_inputs_raise_user_errors() -> None:
 def test_pt_file_loads_by_key(tmp_path: Path) -> None:
     path = tmp_path / "CIFAR-10_human.pt"
     worse = np.array([3, 1, 0, 2, 2])
-    torch.save({"worse_label": worse, "clean_label": np.arange(5, dtype=np.int32) % 4,
-                "tensor_label": torch.tensor([1, 1, 1, 1, 1])}, path)
+    torch.save(
+        {
+            "worse_label": worse,
+            "clean_label": np.arange(5, dtype=np.int32) % 4,
+            "tensor_label": torch.tensor([1, 1, 1, 1, 1]),
+        },
+        path,
+    )
     loaded = noise.load_label_file(path, key="worse_label", num_samples=5, num_classes=4)
     assert loaded.dtype == np.int64 and loaded.tolist() == worse.tolist()
     clean = noise.load_label_file(path, key="clean_label", num_samples=5, num_classes=4)
@@ -308,8 +321,9 @@ def test_pt_file_errors(tmp_path: Path) -> None:
     path = tmp_path / "labels.pt"
     torch.save({"worse_label": np.array([0, 1, 2]), "aggre_label": np.array([0, 1, 1])}, path)
 
-    def error(file: Path = path, *, key: str | None = "worse_label", num_samples: int = 3,
-              num_classes: int = 3) -> str:
+    def error(
+        file: Path = path, *, key: str | None = "worse_label", num_samples: int = 3, num_classes: int = 3
+    ) -> str:
         with pytest.raises(UserError) as excinfo:
             noise.load_label_file(file, key=key, num_samples=num_samples, num_classes=num_classes)
         return _one_line_user_error(excinfo)
@@ -355,10 +369,12 @@ def test_npy_and_text_files(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------- caching
 
 
-def _cached(spec: NoiseSpec, images: np.ndarray, labels: np.ndarray, *, num_classes: int, seed: int,
-            cache_dir: Path) -> noise.NoisyLabels:
-    return noise.make_noisy_labels(spec, images=images, labels=labels, num_classes=num_classes, seed=seed,
-                                   cache_dir=cache_dir)
+def _cached(
+    spec: NoiseSpec, images: np.ndarray, labels: np.ndarray, *, num_classes: int, seed: int, cache_dir: Path
+) -> noise.NoisyLabels:
+    return noise.make_noisy_labels(
+        spec, images=images, labels=labels, num_classes=num_classes, seed=seed, cache_dir=cache_dir
+    )
 
 
 def test_cache_hit_reuses_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -68,9 +68,19 @@ def test_report_scale_threshold_never_changes_a_label(paper_record: dict[str, An
 
 
 def test_apl_scale_relabels(digits_npz: Path, tmp_path: Path) -> None:
-    cfg = digits_config(digits_npz, **(LEARNS | {"refine.mae_weight": 0.5, "refine.iterations": 1,
-                                                  "refine.epochs": (3,), "refine.stages": ((2, 3),),
-                                                  "refine.lrs": (1e-3,)}))
+    cfg = digits_config(
+        digits_npz,
+        **(
+            LEARNS
+            | {
+                "refine.mae_weight": 0.5,
+                "refine.iterations": 1,
+                "refine.epochs": (3,),
+                "refine.stages": ((2, 3),),
+                "refine.lrs": (1e-3,),
+            }
+        ),
+    )
     r = execute(cfg, storage=tmp_path, use_ray=False, progress=False).record
     assert r["iterations"][0]["relabelled"] > 0
     assert r["final_label_acc"] != pytest.approx(1 - r["realised_noise_rate"])

@@ -9,8 +9,11 @@ from noisylab.selection import consensus, relabel, selection_scores, set_quality
 
 
 def test_consensus_is_selected_at_every_stage() -> None:
-    masks = [torch.tensor([1, 1, 0, 1], dtype=torch.bool), torch.tensor([1, 0, 0, 1], dtype=torch.bool),
-             torch.tensor([1, 1, 1, 1], dtype=torch.bool)]
+    masks = [
+        torch.tensor([1, 1, 0, 1], dtype=torch.bool),
+        torch.tensor([1, 0, 0, 1], dtype=torch.bool),
+        torch.tensor([1, 1, 1, 1], dtype=torch.bool),
+    ]
     assert consensus(masks).tolist() == [True, False, False, True]
     assert masks[0].tolist() == [True, True, False, True]  # inputs untouched
 

@@ -28,6 +28,7 @@ from noisylab.engine import (
     all_reduce_mean,
     derived_generator,
     epoch_order,
+    same_on_all_ranks,
     scan,
     train_epoch,
 )
@@ -105,7 +106,11 @@ class PaperMethod:
         def score(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
             y = labels[idx].to(logits.device)
             s = selection.selection_scores(
-                logits, y, kind=r.selection_loss, mae_weight=r.mae_weight, focal_gamma=ctx.cfg.loss.focal_gamma
+                logits,
+                y,
+                kind=r.selection_loss,
+                mae_weight=r.mae_weight,
+                focal_gamma=ctx.cfg.loss.focal_gamma,
             )
             return torch.stack([s, logits.argmax(dim=1).float()], dim=1)  # (B, 2): score, prediction
 
@@ -139,6 +144,8 @@ class PaperMethod:
                 "relabelled": float(int((new_labels != labels).sum())),
                 "label_acc": float((new_labels == ctx.clean_labels).double().mean()),
             }
+            if not same_on_all_ranks(new_labels, ctx.world):
+                raise RuntimeError("ranks disagree on the refined labels: the scan's all-gather is broken")
             state.labels = new_labels
             state.pseudo = state.pseudo | agreed
             state.stage_masks = []

@@ -18,7 +18,14 @@ from noisylab.data.npz import load_npz
 from noisylab.errors import UserError
 
 DATASETS: tuple[str, ...] = (
-    "fashion-mnist", "mnist", "cifar10", "cifar100", "chest-xray", "chaoyang", "imagefolder", "npz",
+    "fashion-mnist",
+    "mnist",
+    "cifar10",
+    "cifar100",
+    "chest-xray",
+    "chaoyang",
+    "imagefolder",
+    "npz",
 )
 
 # Debian's dataset-fashion-mnist package installs the IDX files here; the rest default to ./data/<name>.

@@ -135,8 +135,15 @@ def random_flip(x: Tensor, *, p: float = 0.5, generator: torch.Generator) -> Ten
     return torch.where(_chosen(x.shape[0], p, generator, x), x.flip(-1), x)
 
 
-def _box_sizes(batch: int, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float],
-               generator: torch.Generator, like: Tensor) -> tuple[Tensor, Tensor]:
+def _box_sizes(
+    batch: int,
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    generator: torch.Generator,
+    like: Tensor,
+) -> tuple[Tensor, Tensor]:
     """Per-sample crop (w, h) in pixels, torchvision's RandomResizedCrop rule, vectorised over retries."""
     draws = _uniform((2, batch, _RRC_ATTEMPTS), generator, like)
     area = height * width * (scale[0] + (scale[1] - scale[0]) * draws[0])
@@ -155,12 +162,19 @@ def _box_sizes(batch: int, height: int, width: int, scale: tuple[float, float], 
     else:
         fallback_w, fallback_h = float(width), float(height)
     any_fit = fits.any(dim=1)
-    return (torch.where(any_fit, w_pick, torch.full_like(w_pick, fallback_w)),
-            torch.where(any_fit, h_pick, torch.full_like(h_pick, fallback_h)))
+    return (
+        torch.where(any_fit, w_pick, torch.full_like(w_pick, fallback_w)),
+        torch.where(any_fit, h_pick, torch.full_like(h_pick, fallback_h)),
+    )
 
 
-def random_resized_crop(x: Tensor, *, scale: tuple[float, float] = (0.2, 1.0),
-                        ratio: tuple[float, float] = (3 / 4, 4 / 3), generator: torch.Generator) -> Tensor:
+def random_resized_crop(
+    x: Tensor,
+    *,
+    scale: tuple[float, float] = (0.2, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    generator: torch.Generator,
+) -> Tensor:
     """float [B, C, H, W] -> float [B, C, H, W]: a random box per sample, resized back to H x W.
 
     Box area is a `scale` fraction of the image and its aspect (w/h) log-uniform in `ratio`, as in
@@ -228,8 +242,16 @@ def _shift_hue(x: Tensor, shift: Tensor) -> Tensor:
     return _hsv_to_rgb(hue, saturation, value)
 
 
-def color_jitter(x: Tensor, *, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4,
-                 hue: float = 0.1, p: float = 0.8, generator: torch.Generator) -> Tensor:
+def color_jitter(
+    x: Tensor,
+    *,
+    brightness: float = 0.4,
+    contrast: float = 0.4,
+    saturation: float = 0.4,
+    hue: float = 0.1,
+    p: float = 0.8,
+    generator: torch.Generator,
+) -> Tensor:
     """float [B, C, H, W] in [0, 1] -> same shape: per-sample brightness, contrast, saturation, hue.
 
     With probability p a sample gets factors drawn from U[1-a, 1+a] (hue shift from U[-hue, hue])
@@ -273,8 +295,14 @@ def _kernel_radius(height: int, width: int, kernel_frac: float) -> int:
     return min(radius, min(height, width) - 1)  # reflect padding needs radius < side
 
 
-def gaussian_blur(x: Tensor, *, p: float = 0.5, sigma: tuple[float, float] = (0.1, 2.0),
-                  kernel_frac: float = 0.1, generator: torch.Generator) -> Tensor:
+def gaussian_blur(
+    x: Tensor,
+    *,
+    p: float = 0.5,
+    sigma: tuple[float, float] = (0.1, 2.0),
+    kernel_frac: float = 0.1,
+    generator: torch.Generator,
+) -> Tensor:
     """float [B, C, H, W] -> same shape: with probability p, a Gaussian blur with per-sample sigma.
 
     Separable: one horizontal and one vertical depthwise convolution over all B*C planes at once
@@ -292,10 +320,16 @@ def gaussian_blur(x: Tensor, *, p: float = 0.5, sigma: tuple[float, float] = (0.
     kernel = torch.exp(-offsets.square()[None, :] / (2.0 * sigmas.square()[:, None]))  # [B, K]
     kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(channels, dim=0)  # [B*C, K]
     planes = x.reshape(1, batch * channels, height, width)
-    planes = F.conv2d(F.pad(planes, (radius, radius, 0, 0), mode="reflect"), kernel[:, None, None, :],
-                      groups=batch * channels)
-    planes = F.conv2d(F.pad(planes, (0, 0, radius, radius), mode="reflect"), kernel[:, None, :, None],
-                      groups=batch * channels)
+    planes = F.conv2d(
+        F.pad(planes, (radius, radius, 0, 0), mode="reflect"),
+        kernel[:, None, None, :],
+        groups=batch * channels,
+    )
+    planes = F.conv2d(
+        F.pad(planes, (0, 0, radius, radius), mode="reflect"),
+        kernel[:, None, :, None],
+        groups=batch * channels,
+    )
     return torch.where(apply, planes.view(batch, channels, height, width), x)
 
 

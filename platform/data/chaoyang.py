@@ -30,18 +30,20 @@ def _read_entries(path: Path) -> list[tuple[Path, int]]:
             f"cannot parse {path} ({exc}); it must be a JSON list of {{name, label}} objects"
         ) from exc
     if not isinstance(entries, list) or not entries:
-        raise UserError(f"{path} must be a non-empty JSON list of {{\"name\": ..., \"label\": ...}} objects")
+        raise UserError(f'{path} must be a non-empty JSON list of {{"name": ..., "label": ...}} objects')
     root = path.parent
     pairs: list[tuple[Path, int]] = []
     for position, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or "label" not in entry:
             raise UserError(
-                f"{path} entry {position} is not a {{\"name\": str, \"label\": int}} object: {entry!r}"
+                f'{path} entry {position} is not a {{"name": str, "label": int}} object: {entry!r}'
             )
         label = entry["label"]
         if isinstance(label, bool) or not isinstance(label, int):
-            raise UserError(f"{path} entry {position} ({entry['name']}) has non-integer label {label!r}; "
-                            "labels must be class indices 0..K-1")
+            raise UserError(
+                f"{path} entry {position} ({entry['name']}) has non-integer label {label!r}; "
+                "labels must be class indices 0..K-1"
+            )
         if label < 0:
             raise UserError(
                 f"{path} entry {position} ({entry['name']}) has label {label}, outside the classes; "

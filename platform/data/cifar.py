@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import torch
+
 from noisylab.data.images import Dataset, ImageSet, labels_tensor, resize_batch
 from noisylab.errors import UserError
 
@@ -116,8 +117,12 @@ def _read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
     batch = safe_unpickle(path)
     data = _field(batch, "data", path)
     labels = _field(batch, label_key, path)
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
-            or data.shape[1] != _CIFAR_PIXELS:
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != _CIFAR_PIXELS
+    ):
         raise UserError(
             f"{path}: 'data' must be a uint8 array [N, {_CIFAR_PIXELS}]; the file is not a CIFAR batch: "
             "download it again"
@@ -133,8 +138,9 @@ def _read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
     return data, label_array
 
 
-def _to_imageset(parts: list[tuple[np.ndarray, np.ndarray]], classes: tuple[str, ...], source: Path,
-                 image_size: int | None) -> ImageSet:
+def _to_imageset(
+    parts: list[tuple[np.ndarray, np.ndarray]], classes: tuple[str, ...], source: Path, image_size: int | None
+) -> ImageSet:
     data = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     if labels.size and (labels.min() < 0 or labels.max() >= len(classes)):
@@ -180,4 +186,3 @@ def load_cifar100(root: Path, *, image_size: int | None = None) -> Dataset:
         train=_to_imageset([_read_batch(folder / "train", "fine_labels")], classes, folder, image_size),
         test=_to_imageset([_read_batch(folder / "test", "fine_labels")], classes, folder, image_size),
     )
-

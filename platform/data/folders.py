@@ -29,7 +29,8 @@ def class_folders(split_dir: Path) -> dict[str, list[Path]]:
     classes: dict[str, list[Path]] = {}
     for folder in sorted(p for p in split_dir.iterdir() if p.is_dir() and _visible(p)):
         images = sorted(
-            p for p in folder.iterdir()
+            p
+            for p in folder.iterdir()
             if p.is_file() and _visible(p) and p.suffix.lower() in IMAGE_EXTENSIONS
         )
         if not images:
@@ -46,8 +47,9 @@ def class_folders(split_dir: Path) -> dict[str, list[Path]]:
     return classes
 
 
-def _load_split(folders: dict[str, list[Path]], class_names: tuple[str, ...], *, mode: str,
-                image_size: int) -> ImageSet:
+def _load_split(
+    folders: dict[str, list[Path]], class_names: tuple[str, ...], *, mode: str, image_size: int
+) -> ImageSet:
     paths: list[Path] = []
     labels: list[int] = []
     for label, name in enumerate(class_names):
@@ -56,8 +58,7 @@ def _load_split(folders: dict[str, list[Path]], class_names: tuple[str, ...], *,
     return ImageSet(read_images(paths, mode=mode, image_size=image_size), labels_tensor(labels), class_names)
 
 
-def load_class_folders(name: str, root: Path, *, mode: str, image_size: int | None,
-                       hint: str) -> Dataset:
+def load_class_folders(name: str, root: Path, *, mode: str, image_size: int | None, hint: str) -> Dataset:
     """root/{train,test}/<class>/* decoded to `mode` ("L" or "RGB") at image_size x image_size.
 
     `hint` is the dataset-specific advice appended to a missing-root error.
@@ -89,15 +90,21 @@ def load_chest_xray(root: Path, *, image_size: int | None = None) -> Dataset:
     if not (root / "train").is_dir() and (root / "chest_xray" / "train").is_dir():
         root = root / "chest_xray"
     return load_class_folders(
-        "chest-xray", root, mode="L", image_size=image_size,
+        "chest-xray",
+        root,
+        mode="L",
+        image_size=image_size,
         hint="unpack Kermany's ChestXRay2017 archive there (train/NORMAL, train/PNEUMONIA, test/...) "
-             "or pass --data-root",
+        "or pass --data-root",
     )
 
 
 def load_image_folder(root: Path, *, image_size: int | None = None) -> Dataset:
     """Any root/{train,test}/<class>/* tree, decoded as RGB (three channels)."""
     return load_class_folders(
-        "imagefolder", root, mode="RGB", image_size=image_size,
+        "imagefolder",
+        root,
+        mode="RGB",
+        image_size=image_size,
         hint="create root/train/<class>/ and root/test/<class>/ with your images or pass --data-root",
     )

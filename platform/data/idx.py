@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from noisylab.data.images import Dataset, ImageSet, labels_tensor, numeric_class_names, resize_batch
 from noisylab.errors import UserError
 
@@ -20,7 +21,16 @@ IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 MNIST_CLASSES: tuple[str, ...] = numeric_class_names(10)
 
@@ -45,8 +55,9 @@ def load_idx_dataset(name: str, root: Path, *, image_size: int | None = None) ->
     return Dataset(name=name, train=splits["train"], test=splits["test"])
 
 
-def _load_split(name: str, root: Path, prefix: str, classes: tuple[str, ...],
-                image_size: int | None) -> ImageSet:
+def _load_split(
+    name: str, root: Path, prefix: str, classes: tuple[str, ...], image_size: int | None
+) -> ImageSet:
     images_path = find_idx_file(name, root, f"{prefix}-images-idx3-ubyte")
     labels_path = find_idx_file(name, root, f"{prefix}-labels-idx1-ubyte")
     images = read_idx(images_path, magic=IMAGES_MAGIC)

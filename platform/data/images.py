@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from noisylab.errors import UserError
 from PIL import Image
+
+from noisylab.errors import UserError
 
 # Files the folder loaders accept as images; anything else (READMEs, thumbs.db, ...) is skipped.
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -78,8 +79,9 @@ class ImageSet:
     def subset(self, indices: torch.Tensor) -> ImageSet:
         """The samples at `indices` (int64 positions or a bool mask [N]), same class names."""
         index = indices.to(self.images.device)
-        return ImageSet(self.images[index].contiguous(), self.labels[index.to(self.labels.device)],
-                        self.class_names)
+        return ImageSet(
+            self.images[index].contiguous(), self.labels[index.to(self.labels.device)], self.class_names
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,14 +132,15 @@ def labels_tensor(values: Sequence[int] | np.ndarray) -> torch.Tensor:
 
 
 def numeric_class_names(num_classes: int) -> tuple[str, ...]:
-    """"0".."K-1": for formats that store only integer labels."""
+    """ "0".."K-1": for formats that store only integer labels."""
     return tuple(str(k) for k in range(num_classes))
 
 
 def check_image_size(image_size: int | None) -> None:
     """Reject a non-positive size before any decoding work starts."""
-    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
-                                   or image_size <= 0):
+    if image_size is not None and (
+        isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0
+    ):
         raise UserError(
             f"image size must be a positive integer, got {image_size!r}; pass e.g. --image-size 224"
         )
@@ -156,8 +159,9 @@ def resize_batch(images: torch.Tensor, image_size: int | None) -> torch.Tensor:
     out = torch.empty((n, c, image_size, image_size), dtype=torch.uint8, device=images.device)
     for start in range(0, n, _RESIZE_CHUNK):
         chunk = images[start : start + _RESIZE_CHUNK].float()
-        resized = F.interpolate(chunk, size=(image_size, image_size), mode="bilinear", align_corners=False,
-                                antialias=True)
+        resized = F.interpolate(
+            chunk, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True
+        )
         out[start : start + _RESIZE_CHUNK] = resized.round_().clamp_(0, 255).to(torch.uint8)
     return out
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from noisylab.data.images import Dataset, ImageSet, labels_tensor, numeric_class_names, resize_batch
 from noisylab.errors import UserError
 

@@ -9,6 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
+from torch.overrides import TorchFunctionMode
+
 from noisylab.data.augment import (
     Augmenter,
     _shift_hue,
@@ -21,7 +23,6 @@ from noisylab.data.augment import (
     random_grayscale,
     random_resized_crop,
 )
-from torch.overrides import TorchFunctionMode
 
 Aug = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -80,8 +81,12 @@ def test_crop_is_a_window_of_the_reflect_padded_image() -> None:
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
     offsets = set()
     for i in range(len(x)):  # the check loops; the function under test does not
-        matches = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
-                   if torch.equal(out[i], padded[i, :, dy : dy + 12, dx : dx + 12])]
+        matches = [
+            (dy, dx)
+            for dy in range(2 * pad + 1)
+            for dx in range(2 * pad + 1)
+            if torch.equal(out[i], padded[i, :, dy : dy + 12, dx : dx + 12])
+        ]
         assert matches, f"sample {i} is not a crop of its padded image"
         offsets.update(matches)
     assert len(offsets) > 1  # per-sample offsets, not one shared shift
@@ -142,8 +147,9 @@ def test_channel_stats_and_normalize() -> None:
     mean, std = channel_stats(x)
     reference = x.double() / 255
     assert torch.allclose(torch.tensor(mean, dtype=torch.float64), reference.mean(dim=(0, 2, 3)), atol=1e-9)
-    assert torch.allclose(torch.tensor(std, dtype=torch.float64), reference.std(dim=(0, 2, 3), correction=0),
-                          atol=1e-9)
+    assert torch.allclose(
+        torch.tensor(std, dtype=torch.float64), reference.std(dim=(0, 2, 3), correction=0), atol=1e-9
+    )
     z = normalize(x, mean, std)
     assert z.dtype == torch.float32 and z.shape == x.shape
     assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4)

@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
 from noisylab.data import load_dataset
 from noisylab.data.chaoyang import CHAOYANG_CLASSES
 from noisylab.errors import UserError
-from PIL import Image
 
 # ----------------------------------------------------------------------------- Chaoyang
 
@@ -50,8 +51,12 @@ def test_chaoyang_default_size_and_numeric_names(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("label", "message"), [(-1, "has label -1, outside the classes"), ("2", "non-integer label '2'"),
-                           (1.5, "non-integer label 1.5")]
+    ("label", "message"),
+    [
+        (-1, "has label -1, outside the classes"),
+        ("2", "non-integer label '2'"),
+        (1.5, "non-integer label 1.5"),
+    ],
 )
 def test_chaoyang_bad_label(tmp_path: Path, label: Any, message: str) -> None:
     _write_chaoyang(tmp_path, {"train": [0, 1], "test": [1]})

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+
 from noisylab.data import load_dataset
 from noisylab.data.cifar import safe_unpickle
 from noisylab.errors import UserError
@@ -70,8 +71,11 @@ def test_cifar100_with_str_keys(tmp_path: Path) -> None:
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()
     rng = np.random.default_rng(1)
-    train = {"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), "fine_labels": [0, 99, 5, 5],
-             "coarse_labels": [0, 1, 2, 3]}
+    train = {
+        "data": rng.integers(0, 256, (4, 3072), dtype=np.uint8),
+        "fine_labels": [0, 99, 5, 5],
+        "coarse_labels": [0, 1, 2, 3],
+    }
     test: dict[str, Any] = {
         "data": rng.integers(0, 256, (2, 3072), dtype=np.uint8),
         "fine_labels": [1, 2],
@@ -145,8 +149,10 @@ def test_missing_folder(tmp_path: Path) -> None:
 
 def test_wrong_data_shape(tmp_path: Path) -> None:
     _write_cifar10(tmp_path)
-    _dump(tmp_path / "cifar-10-batches-py" / "data_batch_2",
-          {b"data": np.zeros((2, 100), dtype=np.uint8), b"labels": [0, 1]})
+    _dump(
+        tmp_path / "cifar-10-batches-py" / "data_batch_2",
+        {b"data": np.zeros((2, 100), dtype=np.uint8), b"labels": [0, 1]},
+    )
     with pytest.raises(UserError, match=r"data_batch_2: 'data' must be a uint8 array \[N, 3072\]"):
         load_dataset("cifar10", tmp_path)
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
 from noisylab.data import load_dataset
 from noisylab.errors import UserError
-from PIL import Image
 
 
 def _save(path: Path, array: np.ndarray, fmt: str = "PNG") -> None:

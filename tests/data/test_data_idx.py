@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from noisylab.data import load_dataset
 from noisylab.data.idx import FASHION_MNIST_CLASSES
 from noisylab.errors import UserError
@@ -28,8 +29,9 @@ def _write(path: Path, payload: bytes, gz: bool) -> None:
         path.write_bytes(payload)
 
 
-def _write_set(root: Path, *, gz: bool, n_train: int = 5, n_test: int = 3,
-               seed: int = 0) -> dict[str, np.ndarray]:
+def _write_set(
+    root: Path, *, gz: bool, n_train: int = 5, n_test: int = 3, seed: int = 0
+) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     arrays: dict[str, np.ndarray] = {}
     for prefix, n in (("train", n_train), ("t10k", n_test)):

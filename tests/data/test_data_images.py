@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from noisylab.data import DATASETS, DEFAULT_ROOTS, Dataset, ImageSet, load_dataset
 from noisylab.data.images import resize_batch
 from noisylab.errors import UserError

@@ -1,0 +1,63 @@
+"""A run interrupted mid-way and started again ends exactly where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import digits_config
+
+from noisylab.errors import UserError
+from noisylab.runner import execute
+
+TIMING = {"seconds", "images_per_s"}
+SHORT: dict[str, Any] = {"data.train_subset": 300, "refine.threshold": 2.0}  # selects samples even early
+
+
+def comparable(record: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in h.items() if k not in TIMING} for h in json.loads(record["history_json"])]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(digits_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    cfg = digits_config(digits_npz, **SHORT)
+    return execute(cfg, storage=tmp_path_factory.mktemp("a"), use_ray=False, progress=False).record
+
+
+@pytest.mark.parametrize("crash_before", [1, 3, 5])  # in warm-up, mid-iteration (stage 1 done), last step
+def test_resume_matches_an_uninterrupted_run(
+    uninterrupted: dict[str, Any], digits_npz: Path, tmp_path: Path, crash_before: int
+) -> None:
+    cfg = digits_config(digits_npz, **SHORT)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        execute(cfg, storage=tmp_path, use_ray=False, progress=False, fail_at_step=crash_before)
+    run_dir = next(tmp_path.iterdir())
+    assert not (run_dir / "record.parquet").exists()  # nothing half-written
+    out = execute(cfg, storage=tmp_path, use_ray=False, progress=False)
+    assert out.resumed
+    assert comparable(out.record) == comparable(uninterrupted)
+    assert out.record["final_labels_sha256"] == uninterrupted["final_labels_sha256"]
+    assert out.record["test_acc"] == uninterrupted["test_acc"]
+    assert any(s["selected_size"] > 0 for s in out.record["stages"])  # the selection state was exercised
+
+
+def test_finished_run_is_reported_not_retrained(
+    uninterrupted: dict[str, Any], digits_npz: Path, tmp_path: Path
+) -> None:
+    cfg = digits_config(digits_npz, **SHORT)
+    first = execute(cfg, storage=tmp_path, use_ray=False, progress=False)
+    again = execute(cfg, storage=tmp_path, use_ray=False, progress=False)
+    assert again.already_done and again.record["run_id"] == first.record["run_id"]
+
+
+def test_a_checkpoint_from_another_config_is_refused(digits_npz: Path, tmp_path: Path) -> None:
+    cfg = digits_config(digits_npz, **SHORT)
+    with pytest.raises(RuntimeError):
+        execute(cfg, storage=tmp_path, name="mine", use_ray=False, progress=False, fail_at_step=2)
+    before = sorted(p.name for p in (tmp_path / "mine").iterdir())
+    other = digits_config(digits_npz, **(SHORT | {"refine.threshold": 1.5}))
+    with pytest.raises(UserError, match="was started with another config"):
+        execute(other, storage=tmp_path, name="mine", use_ray=False, progress=False)
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == before  # nothing touched
