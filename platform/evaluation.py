@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 from torch import Tensor
 
 from noisylab.engine import macro_f1, scan
@@ -25,9 +28,17 @@ def predict(ctx: Context, images: Tensor) -> Tensor:
     return out[:, 0].long()
 
 
-def evaluate(ctx: Context) -> dict[str, float]:
+def class_accuracy(preds: Tensor, labels: Tensor, num_classes: int) -> list[float]:
+    """Recall of each class [K] (NaN for a class absent from `labels`): shows classes a method gave up on."""
+    right = torch.bincount(labels[preds == labels], minlength=num_classes).double()
+    total = torch.bincount(labels, minlength=num_classes).double()
+    return (right / total).tolist()  # 0/0 → NaN
+
+
+def evaluate(ctx: Context) -> dict[str, Any]:
     preds = predict(ctx, ctx.test_images)
     return {
         "test_acc": float((preds == ctx.test_labels).double().mean()),
         "test_f1": macro_f1(preds, ctx.test_labels, ctx.num_classes),
+        "test_class_acc": class_accuracy(preds, ctx.test_labels, ctx.num_classes),
     }

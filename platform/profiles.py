@@ -25,8 +25,13 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         "cpu",
         "a 2-core CPU in minutes: 4,000 training / 2,000 test images (class-balanced), ResNet-18 at width 8, "
-        "15 SimCLR epochs, batch 128; warm-up and all 4 refinement iterations as in the report",
+        "15 SimCLR epochs, batch 128; warm-up and all 4 refinement iterations with the report's epochs and "
+        "stages, learning rates ×10 (a 4,000-image epoch has 1/12 of CIFAR's steps)",
         {
+            # With the report's 1e-4 a 5-epoch warm-up on 4,000 images takes ~160 steps and reaches ~30 %
+            # test accuracy on Fashion-MNIST (IDN 30 %); ×10 gives the short schedule room to learn.
+            "warmup.lr": 1e-3,
+            "refine.lrs": (1e-3, 1e-4, 1e-4, 1e-5),
             "data.train_subset": 4000,
             "data.test_subset": 2000,
             "model.width": 8,

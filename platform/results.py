@@ -107,6 +107,7 @@ def build_record(
         "wall_seconds": wall_seconds,
         "test_acc": _f(final.get("test_acc")),
         "test_f1": _f(final.get("test_f1")),
+        "test_class_acc": [_f(x) for x in final.get("test_class_acc", [])],
         "warmup_test_acc": _f(warm[-1]["test_acc"]) if warm else None,
         "warmup_test_f1": _f(warm[-1]["test_f1"]) if warm else None,
         "final_label_acc": _f(iters[-1]["label_acc"]) if iters else None,

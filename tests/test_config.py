@@ -100,7 +100,9 @@ def test_profiles_keep_every_phase_and_name_themselves() -> None:
         assert cfg.profile == name
         assert cfg.pretrain.epochs >= 1 and cfg.warmup.epochs >= 1 and cfg.refine.iterations >= 1
     cpu = make_config("cpu")
-    assert cpu.refine == RunConfig().refine  # the refinement schedule is the report's, untouched
+    report = RunConfig().refine
+    assert (cpu.refine.epochs, cpu.refine.stages) == (report.epochs, report.stages)  # the report's schedule
+    assert cpu.refine.lrs == pytest.approx(tuple(10 * lr for lr in report.lrs))
     with pytest.raises(UserError, match="unknown profile"):
         make_config("laptop")
 
