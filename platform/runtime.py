@@ -43,6 +43,7 @@ class Context:
     num_classes: int
     augmenter: Augmenter
     progress: ProgressFactory = no_progress
+    log: Callable[[str], None] | None = None  # one line per finished epoch (rank 0, with progress on)
 
     @property
     def per_rank_batch(self) -> int:
@@ -203,8 +204,11 @@ def run_schedule(
     else:
         method.init_state(ctx, state)
 
+    bars = ctx.progress
     for index in range(state.step, len(schedule)):
         step = schedule[index]
+        prefix = f"[{index + 1}/{len(schedule)}] "
+        ctx.progress = lambda desc, total, prefix=prefix: bars(prefix + desc, total)
         if fail_at_step is not None and index == fail_at_step and not resumed:
             raise RuntimeError(f"injected failure before step {index}")
         if optimizer is None or step.starts_phase:
@@ -230,6 +234,28 @@ def run_schedule(
                 "rng": rng_state(),
             },
         )
+        if ctx.log is not None:
+            ctx.log(prefix + step.label + "  " + describe(metrics))
         if on_step is not None:
             on_step(index, step, metrics)
+    ctx.progress = bars
     return state
+
+
+def describe(metrics: dict[str, Any]) -> str:
+    """The epoch line of the terminal log: loss, throughput, selection and test figures present."""
+    parts = [f"loss {metrics['train_loss']:.4f}", f"{metrics['images_per_s']:.0f} img/s"]
+    if "stage" in metrics:
+        parts.append(
+            f"stage {metrics['stage']}: selected {metrics['selected_size']:.0f} "
+            f"(labels right {100 * metrics['selected_precision']:.1f} %)"
+        )
+    if "consensus_size" in metrics:
+        parts.append(
+            f"consensus {metrics['consensus_size']:.0f} (labels right "
+            f"{100 * metrics['consensus_label_precision']:.1f} %), "
+            f"label acc {100 * metrics['label_acc']:.1f} %"
+        )
+    if "test_acc" in metrics:
+        parts.append(f"test acc {100 * metrics['test_acc']:.2f} %  F1 {100 * metrics['test_f1']:.2f} %")
+    return "  ".join(parts)

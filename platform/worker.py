@@ -8,14 +8,14 @@ Rank 0 returns the run's outcome; Ray hands it to the driver as `Result.return_v
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from noisylab.config import RunConfig
 from noisylab.data.augment import Augmenter
@@ -40,14 +40,10 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(a, copy=True))
 
 
-def build_context(
-    spec: WorkerSpec,
-    bundle: DataBundle,
-    world: World,
-    model: nn.Module | None = None,
-    progress: ProgressFactory = no_progress,
-) -> Context:
+def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, *, in_ray: bool) -> Context:
+    """Tensors, network and augmenter of one worker; progress bars and epoch lines on rank 0 only."""
     cfg = spec.cfg
+    show = spec.progress and world.is_main
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     train_images = _tensor(bundle.train_images).to(world.device)
     h = train_images.shape[-1]
@@ -59,7 +55,7 @@ def build_context(
         cfg=cfg,
         world=world,
         net=net,
-        model=model if model is not None else net,
+        model=net,
         train_images=train_images,
         noisy_labels=_tensor(bundle.noisy_labels),
         clean_labels=_tensor(bundle.clean_labels),
@@ -69,7 +65,8 @@ def build_context(
         augmenter=Augmenter.for_images(
             _tensor(bundle.train_images), flip=cfg.data.flip, crop_padding=cfg.data.crop_padding
         ),
-        progress=progress,
+        progress=tqdm_progress(show, in_ray=in_ray),
+        log=_epoch_logger(in_ray=in_ray) if show else None,
     )
 
 
@@ -82,7 +79,7 @@ def outcome(state: TrainState) -> dict[str, Any]:
 def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
     """The whole run in this process, no Ray: checkpoints go to `directory`."""
     bundle: DataBundle = spec.data
-    ctx = build_context(spec, bundle, World(), progress=tqdm_progress(spec.progress, in_ray=False))
+    ctx = build_context(spec, bundle, World(), in_ray=False)
     reporter: Reporter = LocalReporter(directory)
     state = run_schedule(
         get_method(spec.cfg.method),
@@ -108,9 +105,7 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         rank=context.get_world_rank(), size=context.get_world_size(), device=ray.train.torch.get_device()
     )
     in_ray = spec.cfg.workers > 0
-    ctx = build_context(
-        spec, bundle, world, progress=tqdm_progress(spec.progress and world.is_main, in_ray=in_ray)
-    )
+    ctx = build_context(spec, bundle, world, in_ray=in_ray)
     if world.size > 1:
         # The projection head is idle in supervised phases and the classifier in pre-training.
         ctx.model = ray.train.torch.prepare_model(
@@ -134,6 +129,14 @@ def _quiet_train_reports() -> None:
     from ray.train.v2._internal.execution import context as train_context
 
     logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+
+
+def _epoch_logger(*, in_ray: bool) -> Callable[[str], None]:
+    if in_ray:
+        return lambda line: print(line, flush=True)  # Ray forwards worker stdout to the driver
+    from tqdm.auto import tqdm
+
+    return lambda line: tqdm.write(line, file=sys.stderr)
 
 
 def tqdm_progress(enabled: bool, *, in_ray: bool) -> ProgressFactory:
