@@ -20,7 +20,7 @@ def test_epoch_line_names_what_the_epoch_did() -> None:
     line = describe(
         {
             "train_loss": 0.5,
-            "images_per_s": 1234.5,
+            "images_per_s": 1234.0,
             "stage": 2,
             "selected_size": 10.0,
             "selected_precision": 0.9,
