@@ -38,24 +38,19 @@ _ITER_KEYS = (
 
 def git_revision() -> str:
     """Commit of the source tree this package runs from, with '-dirty' for uncommitted changes."""
-    here = Path(__file__).resolve().parent
+    here = str(Path(__file__).resolve().parent)
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", here, *args], capture_output=True, text=True, timeout=5, check=True
+        )
+        return done.stdout.strip()
+
     try:
-        rev = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        rev = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return "unknown"  # an installed wheel, or no git
     return f"{rev}-dirty" if dirty else rev
 
 

@@ -21,7 +21,17 @@ from torch import Tensor, nn
 
 from noisylab.config import Optimizer, RunConfig
 from noisylab.data.augment import Augmenter
-from noisylab.engine import ProgressFactory, Step, World, no_progress
+from noisylab.engine import (
+    LossFn,
+    ProgressFactory,
+    Step,
+    World,
+    all_reduce_mean,
+    derived_generator,
+    epoch_order,
+    no_progress,
+    train_epoch,
+)
 from noisylab.models import Network
 
 STATE_FILE = "state.pt"
@@ -164,6 +174,28 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(("MT19937", np.asarray(state["numpy"], dtype=np.uint32), 624, 0, 0.0))
     random.setstate((3, tuple(state["python"]), None))
+
+
+def train_one_epoch(
+    ctx: Context, step: Step, index: int, optimizer: torch.optim.Optimizer, loss_fn: LossFn
+) -> dict[str, Any]:
+    """Step `index` of the schedule as one epoch over this rank's shard: the epoch order is shared by
+    the ranks, the augmentation stream is per rank; both derive from (seed, step), so resuming replays."""
+    stats = train_epoch(
+        ctx.model,
+        optimizer,
+        epoch_order(len(ctx.noisy_labels), ctx.world, seed=ctx.cfg.seed, step=index),
+        batch_size=ctx.per_rank_batch,
+        loss_fn=loss_fn,
+        generator=derived_generator(ctx.cfg.seed, index, ctx.world.rank),
+        progress=ctx.progress,
+        desc=step.label,
+    )
+    return {
+        "train_loss": all_reduce_mean(stats.loss, ctx.world),
+        "images_per_s": all_reduce_mean(stats.images_per_second, ctx.world) * ctx.world.size,
+        "seconds": stats.seconds,
+    }
 
 
 def make_optimizer(net: nn.Module, step: Step, kind: Optimizer) -> torch.optim.Optimizer:

@@ -14,9 +14,9 @@ import torch
 
 from noisylab import batches, losses
 from noisylab.config import RunConfig
-from noisylab.engine import Step, all_reduce_mean, derived_generator, epoch_order, train_epoch
+from noisylab.engine import Step
 from noisylab.evaluation import evaluate
-from noisylab.runtime import Context, TrainState
+from noisylab.runtime import Context, TrainState, train_one_epoch
 
 
 class SupervisedMethod:
@@ -37,21 +37,8 @@ class SupervisedMethod:
         self, step: Step, index: int, ctx: Context, state: TrainState, optimizer: torch.optim.Optimizer
     ) -> dict[str, Any]:
         assert state.labels is not None
-        stats = train_epoch(
-            ctx.model,
-            optimizer,
-            epoch_order(len(state.labels), ctx.world, seed=ctx.cfg.seed, step=index),
-            batch_size=ctx.per_rank_batch,
-            loss_fn=batches.supervised(ctx, labels=state.labels, loss=self.loss),
-            generator=derived_generator(ctx.cfg.seed, index, ctx.world.rank),
-            progress=ctx.progress,
-            desc=step.label,
-        )
-        metrics: dict[str, Any] = {
-            "train_loss": all_reduce_mean(stats.loss, ctx.world),
-            "images_per_s": all_reduce_mean(stats.images_per_second, ctx.world) * ctx.world.size,
-            "seconds": stats.seconds,
-        }
+        loss_fn = batches.supervised(ctx, labels=state.labels, loss=self.loss)
+        metrics = train_one_epoch(ctx, step, index, optimizer, loss_fn)
         if ctx.cfg.eval_every == "epoch" or step.ends_phase:
             metrics |= evaluate(ctx)
         return metrics

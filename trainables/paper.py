@@ -23,17 +23,9 @@ import torch
 
 from noisylab import batches, selection
 from noisylab.config import RunConfig
-from noisylab.engine import (
-    Step,
-    all_reduce_mean,
-    derived_generator,
-    epoch_order,
-    same_on_all_ranks,
-    scan,
-    train_epoch,
-)
+from noisylab.engine import Step, same_on_all_ranks, scan
 from noisylab.evaluation import EVAL_BATCH, evaluate
-from noisylab.runtime import Context, TrainState
+from noisylab.runtime import Context, TrainState, train_one_epoch
 
 
 def pipeline_schedule(cfg: RunConfig, *, pretrain: bool = True) -> list[Step]:
@@ -77,21 +69,7 @@ class PaperMethod:
                 pseudo=state.pseudo if refine else None,
                 copies=cfg.refine.copies if refine else 0,
             )
-        stats = train_epoch(
-            ctx.model,
-            optimizer,
-            epoch_order(len(state.labels), ctx.world, seed=cfg.seed, step=index),
-            batch_size=ctx.per_rank_batch,
-            loss_fn=loss_fn,
-            generator=derived_generator(cfg.seed, index, ctx.world.rank),
-            progress=ctx.progress,
-            desc=step.label,
-        )
-        metrics: dict[str, Any] = {
-            "train_loss": all_reduce_mean(stats.loss, ctx.world),
-            "images_per_s": all_reduce_mean(stats.images_per_second, ctx.world) * ctx.world.size,
-            "seconds": stats.seconds,
-        }
+        metrics = train_one_epoch(ctx, step, index, optimizer, loss_fn)
         if step.phase == "refine" and (step.stage is not None or step.ends_phase):
             metrics |= self._select(step, ctx, state)
         if step.phase != "pretrain" and (cfg.eval_every == "epoch" or step.ends_phase):
