@@ -28,7 +28,7 @@ test: $(STAMP) fashion-mnist
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy platform trainables sweeps
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy platform trainables sweeps tests benchmarks
 
 bench: $(STAMP) fashion-mnist
 	$(PY) benchmarks/epoch_overhead.py

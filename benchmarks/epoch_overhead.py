@@ -77,7 +77,7 @@ def main() -> None:
         net=net_b,
         model=net_b,
         train_images=images,
-        noisy_labels=labels,  # type: ignore[arg-type]
+        noisy_labels=labels,
         clean_labels=labels,
         test_images=images[:2],
         test_labels=labels[:2],

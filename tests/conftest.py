@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,7 +54,7 @@ def ray_session() -> Iterator[None]:
             num_cpus=2,
             object_store_memory=200 * 1024**2,
             include_dashboard=False,
-            logging_level="WARNING",
+            logging_level=logging.WARNING,
             log_to_driver=True,
         )
     yield

@@ -217,7 +217,7 @@ def test_transition_matrix_by_hand() -> None:
     clean = np.array([0, 0, 0, 0, 2, 2])
     noisy = np.array([0, 1, 1, 2, 2, 0])
     t = noise.transition_matrix(clean, noisy, 3)
-    np.testing.assert_allclose(t, [[0.25, 0.5, 0.25], [0, 0, 0], [0.5, 0, 0.5]])
+    np.testing.assert_allclose(t, np.array([[0.25, 0.5, 0.25], [0.0, 0.0, 0.0], [0.5, 0.0, 0.5]]))
 
 
 @pytest.mark.parametrize("text", ["idn:0.3", "sym:0.5", "pair:0.2", "none"])

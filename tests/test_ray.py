@@ -35,7 +35,7 @@ def test_trainable_in_train_local_mode_matches_the_engine(digits_npz: Path, tmp_
         scaling_config=ScalingConfig(num_workers=0),
         run_config=RunConfig(name="local", storage_path=str(tmp_path / "ray")),
     )
-    via_ray = trainer.fit().return_value
+    via_ray = trainer.fit().return_value  # type: ignore[attr-defined]  # Train V2's Result
     direct = run_local(spec, tmp_path / "direct")
     assert comparable(via_ray["history"]) == comparable(direct["history"])
     assert (via_ray["labels"] == direct["labels"]).all()
