@@ -66,7 +66,7 @@ def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, *, in_ray:
             _tensor(bundle.train_images), flip=cfg.data.flip, crop_padding=cfg.data.crop_padding
         ),
         progress=tqdm_progress(show, in_ray=in_ray),
-        log=_epoch_logger(in_ray=in_ray) if show else None,
+        log=_epoch_logger(in_ray=in_ray) if world.is_main else None,  # the run's log, even without bars
     )
 
 
@@ -133,7 +133,13 @@ def _quiet_train_reports() -> None:
 
 def _epoch_logger(*, in_ray: bool) -> Callable[[str], None]:
     if in_ray:
-        return lambda line: print(line, flush=True)  # Ray forwards worker stdout to the driver
+        # Ray forwards worker stderr to the driver. Not `print`: Train patches it to log and echo each
+        # line, so it would show twice.
+        def write(line: str) -> None:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+        return write
     from tqdm.auto import tqdm
 
     return lambda line: tqdm.write(line, file=sys.stderr)
