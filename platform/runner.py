@@ -12,6 +12,7 @@ finished one without training; a run name that holds another config is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -156,15 +157,7 @@ def _fit_with_ray(
         data = ray.put(spec.data)  # once: every worker reads the same read-only copy
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={
-            "spec": WorkerSpec(
-                cfg=cfg,
-                data=data,
-                fingerprint=spec.fingerprint,
-                fail_at_step=spec.fail_at_step,
-                progress=spec.progress,
-            )
-        },
+        train_loop_config={"spec": dataclasses.replace(spec, data=data)},
         scaling_config=ScalingConfig(
             num_workers=cfg.workers,
             use_gpu=cfg.use_gpu,

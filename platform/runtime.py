@@ -107,18 +107,16 @@ class Reporter(Protocol):
 
 
 class LocalReporter:
-    """Checkpoints to `directory/state.pt` (atomically) and keeps the metrics in memory."""
+    """Checkpoints to `directory/state.pt` (atomically); the metrics travel in the state's history."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.metrics: list[dict[str, Any]] = []
 
     def restore(self) -> dict[str, Any] | None:
         path = self.directory / STATE_FILE
         return load_payload(path) if path.exists() else None
 
     def report(self, metrics: dict[str, Any], payload: dict[str, Any]) -> None:
-        self.metrics.append(metrics)
         save_payload(payload, self.directory / STATE_FILE)
 
 
