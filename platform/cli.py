@@ -46,7 +46,11 @@ def run(
     ] = "fashion-mnist",
     noise: Annotated[str, typer.Option(help="idn:τ | sym:r | pair:r | none | file:PATH[#key]")] = "idn:0.3",
     method: Annotated[
-        str, typer.Option(help="paper (the report's pipeline) or ce (plain cross-entropy)")
+        str,
+        typer.Option(
+            help="paper (the report's pipeline), paper_focal, paper_swce_focal, paper_byol (its variants), "
+            "or a baseline: ce, swce, focal, nce_mae, mixup, forward, coteaching, dividemix"
+        ),
     ] = "paper",
     model: Annotated[str, typer.Option(help="timm model name (resnet18, resnet34, ...)")] = "resnet18",
     profile: Annotated[
@@ -122,6 +126,103 @@ def run(
 
 
 @app.command()
+def sweep(
+    study: Annotated[str, typer.Argument(help="a study in noisylab.sweeps (`noisylab studies` lists them)")],
+    profile: Annotated[
+        str | None, typer.Option(help="gpu or cpu; default: gpu if CUDA is available, else cpu")
+    ] = None,
+    storage: Annotated[
+        Path, typer.Option(help="folder for studies: each study's trials, records and Tune state")
+    ] = Path("studies"),
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue an interrupted sweep; finished trials are kept")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the trials and check them; run nothing")] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a config field in every trial: --set data.root=/data/cifar"),
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="attach to a running Ray cluster (auto, or ray://host:10001)")
+    ] = None,
+) -> None:
+    """Run a whole study with Ray Tune: one Ray Train run per trial, every record in one store."""
+    from noisylab.config import parse_assignment
+    from noisylab.sweeps import get_study
+
+    try:
+        chosen = profile or default_profile()
+        spec = get_study(study)
+        overrides = dict(parse_assignment(a) for a in set_ or [])
+        if dry_run:
+            print_plan(spec, chosen, overrides)
+            return
+        from noisylab.sweep import run_sweep
+
+        outcome = run_sweep(
+            spec,
+            profile=chosen,
+            storage=storage,
+            user_overrides=overrides,
+            resume=resume,
+            address=address,
+            write=lambda line: err.print(line, markup=False, highlight=False),
+        )
+    except UserError as e:
+        raise fail(str(e)) from None
+    err.print(
+        f"{outcome.finished} trials finished, {len(outcome.failed)} failed; {len(outcome.records)} records in "
+        f"{outcome.directory}\n`noisylab report {outcome.directory}` prints the tables",
+        markup=False,
+        highlight=False,
+    )
+    for line in outcome.failed:
+        err.print(f"failed: {line}", markup=False, highlight=False)
+    if outcome.failed:
+        raise typer.Exit(code=1)
+
+
+def print_plan(spec: Any, profile: str, overrides: dict[str, Any]) -> None:
+    """The trials a sweep would run, after checking every one of them."""
+    from noisylab.profiles import PROFILES
+    from noisylab.sweep import describe_domain, plan
+
+    configs = plan(spec, profile, overrides)
+    sweep_profile = spec.profile(profile)
+    table = Table(title=f"{spec.name}: {spec.description}", title_justify="left")
+    for col in ("#", "method", "dataset", "noise", "model", "seed"):
+        table.add_column(col)
+    for i, cfg in enumerate(configs, start=1):
+        table.add_row(str(i), cfg.method, cfg.data.dataset, cfg.data.noise, cfg.model.name, str(cfg.seed))
+    out.print(table)
+    for path, domain in spec.search.items():
+        out.print(f"  × {spec.num_samples} samples of {path}: {describe_domain(domain)}", highlight=False)
+    out.print(
+        f"{spec.num_trials(profile)} trials, profile '{profile}' (run profile {sweep_profile.run_profile}: "
+        f"{PROFILES[sweep_profile.run_profile].description}); per trial {sweep_profile.workers_per_trial} "
+        f"worker(s) × {sweep_profile.cpus_per_trial:g} CPU, {sweep_profile.gpus_per_trial:g} GPU; "
+        f"{sweep_profile.max_concurrent_trials} at once; optimising {spec.metric} ({spec.mode})"
+        + (f"; {spec.scheduler.upper()} early stopping" if spec.scheduler != "fifo" else ""),
+        highlight=False,
+    )
+
+
+@app.command()
+def studies() -> None:
+    """List the studies `noisylab sweep` can run."""
+    from noisylab.sweeps import get_study, study_names
+
+    table = Table()
+    for col in ("study", "trials (cpu / gpu)", "what"):
+        table.add_column(col)
+    for name in study_names():
+        s = get_study(name)
+        counts = " / ".join(str(s.num_trials(p)) if p in s.profiles else "-" for p in ("cpu", "gpu"))
+        table.add_row(name, counts, s.description)
+    out.print(table)
+
+
+@app.command()
 def show(
     run_dir: Annotated[
         Path, typer.Argument(help="a run folder (holding record.parquet) or the record itself")
@@ -138,6 +239,109 @@ def show(
     except Exception as e:  # a corrupt or foreign file: say so in one line
         raise fail(f"{path} is not a noisylab result record ({type(e).__name__}: {e})") from None
     print_summary(record, path.parent)
+
+
+@app.command()
+def report(
+    locations: Annotated[
+        list[str] | None,
+        typer.Argument(help="run folders, study folders or stores (paths, or s3://, gs://, file:// URIs)"),
+    ] = None,
+    study: Annotated[
+        str | None,
+        typer.Option(help="keep this study's records; its planned grid fills the cells nothing ran for"),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option(help="the study profile whose grid is planned (gpu or cpu)")
+    ] = None,
+    vs_paper: Annotated[
+        bool, typer.Option("--vs-paper", help="published numbers beside the measured ones, and their gap")
+    ] = False,
+    published: Annotated[
+        Path | None,
+        typer.Option(help="a CSV of more published numbers (the columns of noisylab's published.csv)"),
+    ] = None,
+    table: Annotated[str, typer.Option(help="pivot, cells, best, diagnostics, time or all")] = "pivot",
+    metric: Annotated[str, typer.Option(help="acc (test accuracy) or f1 (test macro-F1)")] = "acc",
+    format_: Annotated[
+        str, typer.Option("--format", help="table (terminal), csv, parquet, markdown or latex")
+    ] = "table",
+    output: Annotated[Path | None, typer.Option(help="write to this file instead of the terminal")] = None,
+) -> None:
+    """Summarise result records in tables: the paper's pivot, the best configuration, diagnostics, time."""
+    from noisylab.published import load_published
+    from noisylab.report import report_tables
+    from noisylab.store import filter_study, read_records
+    from noisylab.sweeps import get_study
+    from noisylab.tables import FORMATS, print_tables, render_text, write_tables
+
+    try:
+        if format_ not in FORMATS:
+            raise UserError(f"unknown format '{format_}': choose one of {', '.join(FORMATS)}")
+        if format_ == "parquet" and output is None:
+            raise UserError("--format parquet needs --output FILE")
+        if not locations and study is None:
+            raise UserError(
+                "nothing to report: pass run folders, study folders or a store, "
+                "or --study NAME for its planned grid"
+            )
+        spec = get_study(study) if study is not None else None
+        records = None
+        if locations:
+            records = read_records(locations, warn=lambda line: typer.echo(f"warning: {line}", err=True))
+            if spec is not None:
+                records = filter_study(records, spec.name)
+                if records.height == 0:
+                    err.print(
+                        f"no records of study '{spec.name}' in {', '.join(locations)}: "
+                        "showing its planned grid",
+                        markup=False,
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+        tables = report_tables(
+            records,
+            table=table,
+            metric=metric,
+            study=spec,
+            profile=profile,
+            published=load_published(published) if vs_paper or published is not None else None,
+        )
+        if output is not None:
+            for path in write_tables(tables, format_, output):
+                typer.echo(f"wrote {path}", err=True)
+        elif format_ == "table":
+            print_tables(tables, out)
+        else:
+            typer.echo(render_text(tables, format_), nl=False)
+    except UserError as e:
+        raise fail(str(e)) from None
+
+
+@app.command()
+def plot(
+    locations: Annotated[
+        list[str], typer.Argument(help="run folders, study folders or stores (paths, or s3://, gs:// URIs)")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the PNG figures (created if needed)")],
+    study: Annotated[str | None, typer.Option(help="keep only this study's records")] = None,
+    metric: Annotated[str, typer.Option(help="acc (test accuracy) or f1 (test macro-F1)")] = "acc",
+) -> None:
+    """Figures: accuracy against noise rate per method; selection precision per stage (pipeline runs)."""
+    from noisylab.plots import plot_records
+    from noisylab.store import filter_study, read_records
+
+    try:
+        records = read_records(locations, warn=lambda line: typer.echo(f"warning: {line}", err=True))
+        if study is not None:
+            records = filter_study(records, study)
+            if records.height == 0:
+                raise UserError(f"no records of study '{study}' in {', '.join(locations)}")
+        written = plot_records(records, out_dir, metric=metric)
+    except UserError as e:
+        raise fail(str(e)) from None
+    for path in written:
+        typer.echo(str(path))
 
 
 @app.command()

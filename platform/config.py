@@ -25,8 +25,8 @@ MainLoss = Literal["swce", "ce", "focal"]
 SelectionLoss = Literal["nce_mae", "swce_focal"]
 Stem = Literal["auto", "cifar", "imagenet"]
 EvalEvery = Literal["epoch", "phase"]
-Optimizer = Literal["adamw", "adam"]
-PretrainMethod = Literal["simclr", "none"]
+Optimizer = Literal["adamw", "adam", "sgd"]
+PretrainMethod = Literal["simclr", "byol", "none"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,10 @@ class PretrainConfig:
     lr: float = 1e-3  # Adam; report silent, a common SimCLR-with-Adam value
     weight_decay: float = 1e-6
     temperature: float = 0.5  # NT-Xent τ; report silent, SimCLR's CIFAR value
+    # BYOL (Grill et al. 2020, §3.2): the target is an EMA of the online network with rate
+    # τ_k = τ_final − (τ_final − τ_base)·(cos(πk/K) + 1)/2 over the K optimiser steps of pre-training.
+    byol_tau: float = 0.996  # τ_base, BYOL's value
+    byol_tau_final: float = 1.0  # BYOL raises τ to 1; set it equal to byol_tau for a constant rate
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,10 @@ class LossConfig:
     main: MainLoss = "swce"  # loss of warm-up and refinement training
     swce_detach: bool = True  # stop-gradient on the weight p_y (see losses.swce for why)
     focal_gamma: float = 2.0
+    # `--method nce_mae` trains with α·NCE + β·MAE (Ma et al. 2020, Active-Passive Losses). β is on the
+    # APL code's scale, MAE = 1 − p_y (half of `losses.mae`); α = β = 1 is APL's CIFAR-10 setting.
+    apl_alpha: float = 1.0  # α, NCE weight
+    apl_beta: float = 1.0  # β, weight of 1 − p_y
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,64 @@ class BaselineConfig:
     epochs: int | None = None  # None: warmup.epochs + sum(refine.epochs)
     lr: float = 1e-3  # Adam; the setting of the published Fashion-MNIST CE anchors (Yao et al. 2021)
     weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class MixupConfig:
+    """`--method mixup` (Zhang et al. 2018): the baseline's budget and optimiser, mixed batches."""
+
+    alpha: float = 1.0  # λ ~ Beta(α, α); the mixup paper's CIFAR-10/100 value (§3.2); 0 turns mixing off
+
+
+@dataclass(frozen=True)
+class ForwardConfig:
+    """`--method forward` (Patrini et al. 2017): CE, estimate T from anchor points, retrain with T.
+
+    Both phases use `baseline.lr` / `baseline.weight_decay`; by default they split the baseline's epochs
+    (phase 1 gets the smaller half), so the whole run costs what `ce` costs."""
+
+    estimate_epochs: int | None = None  # phase 1 (CE on the noisy labels); None: baseline epochs // 2
+    train_epochs: int | None = None  # phase 2 (forward-corrected loss); None: the rest of the budget
+    percentile: float = 97.0  # anchor of class i: the sample at this percentile of p(i|x); the paper's
+    # CIFAR choice (100 = the arg-max, the paper's rule for the other datasets)
+
+
+@dataclass(frozen=True)
+class CoteachingConfig:
+    """`--method coteaching` (Han et al. 2018): two networks, each updated on the small-loss part of every
+    batch that the OTHER one picks. Budget and optimiser: the baseline's (`baseline.*`, `optimizer`)."""
+
+    # τ: once R(t) has ramped up, this fraction of every batch is dropped. None: the run's noise rate
+    # (the paper sets τ = ε, the noise rate); label-file noise has no rate before the run, so set it.
+    forget_rate: float | None = None
+    gradual_epochs: int = 10  # T_k in R(t) = τ·min(t/T_k, 1), t = epochs done; the paper's T_k = 10
+
+
+@dataclass(frozen=True)
+class DivideMixConfig:
+    """`--method dividemix` (Li, Socher, Hoi 2020). Budget: `baseline_epochs` in all, warm-up included;
+    `baseline.lr`/`weight_decay` and the run's `optimizer`. Defaults: the paper's CIFAR settings."""
+
+    # CE epochs on both networks before the first division. None: the paper's 10 (CIFAR-10) or 30
+    # (CIFAR-100; 10 for any other dataset), at most half of the run's epochs.
+    warmup_epochs: int | None = None
+    # λ_u, weight of the unlabelled MSE. None: the paper's value for the dataset and noise rate (the rule
+    # in trainables/dividemix.py); label-file noise has no rate before the run, so set it.
+    lambda_u: float | None = None
+    p_threshold: float = 0.5  # τ: a sample is labelled when its clean probability exceeds it (paper)
+    temperature: float = 0.5  # T of the sharpening p^(1/T) / Σ p^(1/T) (paper)
+    alpha: float = 4.0  # MixMatch's λ ~ Beta(α, α), λ' = max(λ, 1 − λ) (paper)
+    rampup_epochs: int = 16  # λ_u grows linearly from 0 over this many epochs after warm-up (official code)
+    prior_weight: float = 1.0  # λ_r, weight of the uniform-prior regulariser (paper: 1)
+    # Warm-up confidence penalty −H(p) (added to CE). None: on for pair (asymmetric) noise only, as in
+    # the paper, whose symmetric-noise runs train without it.
+    confidence_penalty: bool | None = None
+    # Epochs of min-max normalised losses averaged before each GMM fit. None: 5 at noise rates ≥ 0.9,
+    # else 1 (the official code averages the last 5 epochs at 90 % noise only).
+    loss_window: int | None = None
+    gmm_iterations: int = 10  # EM rounds (the official code's GaussianMixture max_iter)
+    gmm_tol: float = 1e-2  # stop when the mean log-likelihood changes by less (official code)
+    gmm_reg_covar: float = 5e-4  # added to each component's variance, in normalised-loss units² (official)
 
 
 @dataclass(frozen=True)
@@ -108,6 +174,7 @@ class RunConfig:
     # warm-up reached ~20 % test accuracy against ~65 % without decay. Decoupled decay (AdamW) applies
     # the same 0.03 as a shrink of lr·0.03 per step and trains; `adam` keeps the literal reading.
     optimizer: Optimizer = "adamw"
+    sgd_momentum: float = 0.9  # optimizer=sgd only; the momentum of DivideMix's SGD (Li et al. 2020)
     workers: int = 1  # Ray Train workers; 0 runs the loop in-process (Train's local mode)
     use_gpu: bool = False
     data: DataConfig = field(default_factory=DataConfig)
@@ -117,6 +184,10 @@ class RunConfig:
     refine: RefineConfig = field(default_factory=RefineConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    mixup: MixupConfig = field(default_factory=MixupConfig)
+    forward: ForwardConfig = field(default_factory=ForwardConfig)
+    coteaching: CoteachingConfig = field(default_factory=CoteachingConfig)
+    dividemix: DivideMixConfig = field(default_factory=DivideMixConfig)
 
     # ---- derived -------------------------------------------------------------------------
     @property
@@ -124,6 +195,17 @@ class RunConfig:
         if self.baseline.epochs is not None:
             return self.baseline.epochs
         return self.warmup.epochs + sum(self.refine.epochs)
+
+    @property
+    def forward_epochs(self) -> tuple[int, int]:
+        """(phase-1, phase-2) epochs of `--method forward`; unset ones share `baseline_epochs`."""
+        f, total = self.forward, self.baseline_epochs
+        if f.estimate_epochs is not None:
+            first = f.estimate_epochs
+        else:
+            first = total - f.train_epochs if f.train_epochs is not None else total // 2
+        second = f.train_epochs if f.train_epochs is not None else total - first
+        return first, second
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -301,7 +383,86 @@ def validate(cfg: RunConfig, *, methods: tuple[str, ...]) -> RunConfig:
         _positive("baseline.epochs", cfg.baseline.epochs, minimum=1)
     if cfg.loss.focal_gamma < 0:
         raise UserError(f"loss.focal_gamma must be ≥ 0, got {cfg.loss.focal_gamma}")
+    _validate_methods(cfg)
+    _validate_two_networks(cfg)
     return cfg
+
+
+def _validate_methods(cfg: RunConfig) -> None:
+    """Settings of the baselines and of BYOL pre-training."""
+    p = cfg.pretrain
+    for name, tau in (("pretrain.byol_tau", p.byol_tau), ("pretrain.byol_tau_final", p.byol_tau_final)):
+        if not 0.0 <= tau <= 1.0:
+            raise UserError(f"{name} must lie in [0, 1] (an EMA rate), got {tau}")
+    for name, weight in (("loss.apl_alpha", cfg.loss.apl_alpha), ("loss.apl_beta", cfg.loss.apl_beta)):
+        if weight < 0:
+            raise UserError(f"{name} must be ≥ 0, got {weight}")
+    if cfg.mixup.alpha < 0:
+        raise UserError(f"mixup.alpha must be ≥ 0 (0 turns mixing off), got {cfg.mixup.alpha}")
+    f = cfg.forward
+    if not 0.0 < f.percentile <= 100.0:
+        raise UserError(f"forward.percentile must lie in (0, 100], got {f.percentile}")
+    if cfg.method == "forward":
+        first, second = cfg.forward_epochs
+        if first < 1 or second < 1:
+            raise UserError(
+                f"forward needs at least 1 epoch in each phase, got {first} + {second} "
+                f"(of {cfg.baseline_epochs} baseline epochs): set forward.estimate_epochs and "
+                "forward.train_epochs, or raise baseline.epochs"
+            )
+
+
+def _validate_two_networks(cfg: RunConfig) -> None:
+    """Co-teaching and DivideMix settings, and the optimiser's momentum."""
+    from noisylab.noise import NoiseSpec
+
+    if not 0.0 <= cfg.sgd_momentum < 1.0:
+        raise UserError(f"sgd_momentum must lie in [0, 1), got {cfg.sgd_momentum}")
+    file_noise = NoiseSpec.parse(cfg.data.noise).kind == "file"
+    c = cfg.coteaching
+    if c.forget_rate is not None and not 0.0 <= c.forget_rate < 1.0:
+        raise UserError(f"coteaching.forget_rate must lie in [0, 1), got {c.forget_rate}")
+    _positive("coteaching.gradual_epochs", c.gradual_epochs, minimum=1)
+    if cfg.method == "coteaching" and c.forget_rate is None and file_noise:
+        raise UserError(
+            "coteaching needs coteaching.forget_rate with label-file noise (its noise rate is unknown "
+            "before the run): add e.g. --set coteaching.forget_rate=0.2"
+        )
+    d = cfg.dividemix
+    for name, value, ok, rule in (
+        ("dividemix.p_threshold", d.p_threshold, 0.0 < d.p_threshold < 1.0, "lie in (0, 1)"),
+        ("dividemix.temperature", d.temperature, d.temperature > 0, "be > 0"),
+        ("dividemix.alpha", d.alpha, d.alpha >= 0, "be ≥ 0 (0 turns mixing off)"),
+        ("dividemix.lambda_u", d.lambda_u, d.lambda_u is None or d.lambda_u >= 0, "be ≥ 0"),
+        ("dividemix.rampup_epochs", d.rampup_epochs, d.rampup_epochs >= 0, "be ≥ 0"),
+        ("dividemix.prior_weight", d.prior_weight, d.prior_weight >= 0, "be ≥ 0"),
+        ("dividemix.gmm_tol", d.gmm_tol, d.gmm_tol >= 0, "be ≥ 0"),
+        ("dividemix.gmm_reg_covar", d.gmm_reg_covar, d.gmm_reg_covar > 0, "be > 0"),
+    ):
+        if not ok:
+            raise UserError(f"{name} must {rule}, got {value}")
+    _positive("dividemix.gmm_iterations", d.gmm_iterations, minimum=1)
+    if d.loss_window is not None:
+        _positive("dividemix.loss_window", d.loss_window, minimum=1)
+    if d.warmup_epochs is not None:
+        _positive("dividemix.warmup_epochs", d.warmup_epochs, minimum=1)
+    if cfg.method != "dividemix":
+        return
+    total = cfg.baseline_epochs
+    if total < 2:
+        raise UserError(
+            f"dividemix needs at least 2 epochs (warm-up, then division), got {total}: raise baseline.epochs"
+        )
+    if d.warmup_epochs is not None and d.warmup_epochs >= total:
+        raise UserError(
+            f"dividemix.warmup_epochs ({d.warmup_epochs}) leaves no divided epoch of the run's {total}: "
+            f"set it below {total} or raise baseline.epochs"
+        )
+    if d.lambda_u is None and file_noise:
+        raise UserError(
+            "dividemix needs dividemix.lambda_u with label-file noise (the paper's value depends on the "
+            "noise rate, unknown before the run): add e.g. --set dividemix.lambda_u=25"
+        )
 
 
 def _validate_refine(r: RefineConfig) -> None:

@@ -123,3 +123,36 @@ def nt_xent(z1: Tensor, z2: Tensor, *, temperature: float = 0.5) -> Tensor:
     similarity = similarity.masked_fill(self_mask, float("-inf"))
     positives = torch.cat([torch.arange(batch, 2 * batch), torch.arange(0, batch)]).to(z.device)
     return F.cross_entropy(similarity, positives, reduction="none")
+
+
+def forward_corrected(logits: Tensor, targets: Tensor, transition: Tensor) -> Tensor:
+    """Forward loss correction: L = −log( (p @ T)[ỹ] ) = −log Σ_k p_k · T[k, ỹ].
+
+    Patrini et al. 2017, "Making Deep Neural Networks Robust to Label Noise: a Loss Correction Approach"
+    (CVPR). T[i, j] = P(noisy = j | clean = i) (rows sum to 1): the network's clean posterior p is pushed
+    through the noise before the cross entropy against the noisy label ỹ, so p itself estimates the clean
+    class. T = identity is cross entropy. Computed as a log-sum-exp of log p + log T[:, ỹ], finite for any
+    logits; zero entries of T are allowed (as long as no column of T is all zero).
+    Shapes: logits [B, C], targets int64 [B] (noisy labels), transition [C, C] -> [B].
+    """
+    log_probs = F.log_softmax(logits, dim=1)  # (B, C)
+    log_t = transition.to(log_probs).log().T[targets.long()]  # (B, C): row b is log T[:, ỹ_b]
+    return -torch.logsumexp(log_probs + log_t, dim=1)
+
+
+def byol(online_1: Tensor, online_2: Tensor, target_1: Tensor, target_2: Tensor) -> Tensor:
+    """BYOL's symmetrised regression loss (Grill et al. 2020, "Bootstrap Your Own Latent", NeurIPS).
+
+    With q_v the online prediction of view v and z'_v the target projection of view v, both
+    L2-normalised: L = (2 − 2·cos(q_1, z'_2)) + (2 − 2·cos(q_2, z'_1)) = ‖q̂_1 − ẑ'_2‖² + ‖q̂_2 − ẑ'_1‖²,
+    in [0, 8]; the targets carry no gradient (stop-gradient). Identical directions give 0.
+    Shapes: online_1, online_2, target_1, target_2 [B, D] -> [B].
+    """
+    if not online_1.shape == online_2.shape == target_1.shape == target_2.shape or online_1.dim() != 2:
+        shapes = [tuple(t.shape) for t in (online_1, online_2, target_1, target_2)]
+        raise ValueError(f"byol needs four [B, D] tensors of one shape, got {shapes}")
+
+    def regression(q: Tensor, z: Tensor) -> Tensor:
+        return 2.0 - 2.0 * F.cosine_similarity(q, z.detach(), dim=1)
+
+    return regression(online_1, target_2) + regression(online_2, target_1)

@@ -3,7 +3,8 @@
 The same `Network` serves pre-training (projection head), warm-up and refinement (classifier head),
 so a checkpoint is one state dict and DDP wraps one module. Both heads are reached through
 `forward` (never a side method): DDP only synchronises gradients of computations that go through
-`forward`.
+`forward`. The two-network methods (Co-teaching, DivideMix) train a `TwinNetwork`: two `Network`s
+as one module, for the same reasons.
 """
 
 from __future__ import annotations
@@ -22,9 +23,18 @@ CIFAR_STEM_MAX_SIZE = 64  # pixels: up to this size a 3×3/stride-1 stem keeps e
 
 
 class Network(nn.Module):
-    """Backbone → pooled features [B, F]; `head` → logits [B, K]; `projector` → [B, proj_dim]."""
+    """Backbone → pooled features [B, F]; `head` → logits [B, K]; `projector` → [B, proj_dim];
+    with `predictor=True` also BYOL's `predictor` on top of the projector → [B, proj_dim]."""
 
-    def __init__(self, backbone: nn.Module, num_features: int, num_classes: int, proj_dim: int) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_features: int,
+        num_classes: int,
+        proj_dim: int,
+        *,
+        predictor: bool = False,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.num_features = num_features
@@ -33,9 +43,24 @@ class Network(nn.Module):
         self.projector = nn.Sequential(
             nn.Linear(num_features, num_features), nn.ReLU(inplace=True), nn.Linear(num_features, proj_dim)
         )
+        # BYOL's predictor q (Grill et al. 2020, §3.3: the projector's shape, Linear-BN-ReLU-Linear). Built
+        # only when asked, so networks without BYOL keep their parameters and state dict.
+        self.predictor: nn.Module | None = None
+        if predictor:
+            self.predictor = nn.Sequential(
+                nn.Linear(proj_dim, num_features),
+                nn.BatchNorm1d(num_features),
+                nn.ReLU(inplace=True),
+                nn.Linear(num_features, proj_dim),
+            )
 
-    def forward(self, x: Tensor, *, project: bool = False) -> Tensor:
+    def forward(self, x: Tensor, *, project: bool = False, predict: bool = False) -> Tensor:
+        """Logits [B, K]; `project`: projections [B, proj_dim]; `predict`: BYOL predictions q(g(f(x)))."""
         feats = self.backbone(x)  # (B, F): timm with num_classes=0 returns pooled features
+        if predict:
+            if self.predictor is None:
+                raise RuntimeError("this network has no predictor: build it with predictor=True")
+            return self.predictor(self.projector(feats))
         return self.projector(feats) if project else self.head(feats)
 
 
@@ -62,8 +87,11 @@ def available_models() -> list[str]:
     return list(timm.list_models())
 
 
-def build_network(cfg: ModelConfig, *, num_classes: int, in_chans: int, image_size: int) -> Network:
-    """Build `cfg.name` from timm (random init: no weights are downloaded) with the chosen stem/width."""
+def build_network(
+    cfg: ModelConfig, *, num_classes: int, in_chans: int, image_size: int, predictor: bool = False
+) -> Network:
+    """Build `cfg.name` from timm (random init: no weights are downloaded) with the chosen stem/width;
+    `predictor` adds BYOL's predictor head."""
     if cfg.name not in timm.list_models():
         raise UserError(
             f"unknown model '{cfg.name}': use a timm model name such as resnet18 or resnet34 "
@@ -87,7 +115,7 @@ def build_network(cfg: ModelConfig, *, num_classes: int, in_chans: int, image_si
     # What the pooled forward returns: timm models with a pre-logits layer (MobileNetV3, ...) report it
     # as head_hidden_size, the rest as num_features.
     num_features = int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)  # type: ignore[arg-type]
-    return Network(backbone, num_features, num_classes, cfg.proj_dim)
+    return Network(backbone, num_features, num_classes, cfg.proj_dim, predictor=predictor)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -98,3 +126,71 @@ def count_parameters(model: nn.Module) -> int:
 def reset_head(net: Network) -> None:
     """Fresh classifier weights (used when supervised training starts after pre-training)."""
     net.head.reset_parameters()
+
+
+# ---- two networks as one module (Co-teaching, DivideMix) -------------------------------------
+
+TWIN_SEED_OFFSET = 2**31  # member 2 starts from seed + 2³¹: no run seed's first member shares its weights
+
+
+class TwinNetwork(nn.Module):
+    """Two `Network`s as ONE module, so one state dict, one DDP wrapper and one optimiser serve both.
+
+    `forward(x)` with x (2, B, C, H, W) runs member i on x[i] and returns stacked outputs (2, B, ·):
+    one DDP forward per step trains both. A plain (B, C, H, W) input returns the MEAN of the members'
+    outputs (B, ·), so evaluation and prediction work unchanged (its arg-max is that of the sum, the
+    ensemble DivideMix tests with). Keyword options (`project`, ...) go to both members.
+
+    An Adam/AdamW/SGD over the twin's parameters equals one optimiser per member: their state is per
+    parameter, and the members share no parameter.
+    """
+
+    def __init__(self, first: Network, second: Network) -> None:
+        super().__init__()
+        self.members = nn.ModuleList([first, second])
+
+    def forward(self, x: Tensor, **kwargs: Any) -> Tensor:
+        if x.dim() == 5:
+            if x.shape[0] != len(self.members):
+                raise ValueError(
+                    f"a stacked input needs one slice per member (2, B, C, H, W), got {tuple(x.shape)}"
+                )
+            return torch.stack([m(x[i], **kwargs) for i, m in enumerate(self.members)])  # (2, B, ·)
+        return torch.stack([m(x, **kwargs) for m in self.members]).mean(dim=0)  # (B, ·)
+
+
+def build_twin(
+    cfg: ModelConfig, *, seed: int, num_classes: int, in_chans: int, image_size: int
+) -> TwinNetwork:
+    """Two networks of `cfg`, member 1 initialised from `seed` (the weights a one-network run of this
+    seed starts from), member 2 from seed + 2³¹; the global RNG stream is left as it was."""
+    members = []
+    for member_seed in (seed, seed + TWIN_SEED_OFFSET):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(member_seed)
+            members.append(
+                build_network(cfg, num_classes=num_classes, in_chans=in_chans, image_size=image_size)
+            )
+    return TwinNetwork(*members)
+
+
+def build_model(
+    cfg: ModelConfig,
+    *,
+    networks: int,
+    seed: int,
+    num_classes: int,
+    in_chans: int,
+    image_size: int,
+    predictor: bool = False,
+) -> nn.Module:
+    """What a run trains: one `Network` (from the caller's RNG, which the worker seeds with `seed`; with
+    BYOL's `predictor` if asked), or, for a method with `networks = 2`, a `TwinNetwork` seeded as
+    `build_twin` says (no two-network method pre-trains, so its members get no predictor)."""
+    if networks == 1:
+        return build_network(
+            cfg, num_classes=num_classes, in_chans=in_chans, image_size=image_size, predictor=predictor
+        )
+    if networks != 2:
+        raise ValueError(f"a run trains 1 or 2 networks, not {networks}")
+    return build_twin(cfg, seed=seed, num_classes=num_classes, in_chans=in_chans, image_size=image_size)

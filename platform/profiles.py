@@ -11,6 +11,7 @@ from typing import Any
 
 from noisylab.config import RunConfig, with_overrides
 from noisylab.errors import UserError
+from noisylab.variants import variant_overrides
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,22 @@ PROFILES: dict[str, Profile] = {
             "eval_every": "phase",
         },
     ),
+    "cpu-small": Profile(
+        "cpu-small",
+        "studies of many runs on a 2-core CPU: 1,500 training / 1,000 test images (class-balanced), ResNet-18 "
+        "at width 8, 5 SimCLR epochs, batch 128; warm-up and all 4 refinement iterations with the report's "
+        "epochs and stages (30 supervised epochs, also every baseline's budget), learning rates ×10",
+        {
+            "warmup.lr": 1e-3,
+            "refine.lrs": (1e-3, 1e-4, 1e-4, 1e-5),
+            "data.train_subset": 1500,
+            "data.test_subset": 1000,
+            "model.width": 8,
+            "pretrain.epochs": 5,
+            "batch_size": 128,
+            "eval_every": "phase",
+        },
+    ),
     "tiny": Profile(
         "tiny",
         "a smoke test in seconds: 128 images, width 4, 1 epoch per phase, 2 short refinement iterations",
@@ -62,8 +79,12 @@ PROFILES: dict[str, Profile] = {
 
 
 def make_config(profile: str, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """RunConfig = defaults ← profile ← user overrides (dotted paths). Not yet validated."""
+    """RunConfig = defaults ← profile ← the method's variant defaults ← user overrides (dotted paths).
+    Not yet validated."""
     if profile not in PROFILES:
         raise UserError(f"unknown profile '{profile}': choose one of {', '.join(PROFILES)}")
+    overrides = overrides or {}
     cfg = with_overrides(RunConfig(profile=profile), PROFILES[profile].overrides)
-    return with_overrides(cfg, overrides or {})
+    method = str(overrides.get("method", cfg.method))
+    cfg = with_overrides(cfg, variant_overrides(method))  # e.g. paper_byol: pretrain.method=byol
+    return with_overrides(cfg, overrides)

@@ -71,7 +71,11 @@ def build_record(
     started_at: datetime,
     wall_seconds: float,
     final_labels_sha256: str,
+    study: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """One row. `study` and `params` (the trial's point in the study's search space, as JSON) are set
+    for runs made by `noisylab sweep`."""
     spec = NoiseSpec.parse(cfg.data.noise)
     evals = [h for h in history if "test_acc" in h]
     final = evals[-1] if evals else {}
@@ -81,6 +85,8 @@ def build_record(
         "schema_version": SCHEMA_VERSION,
         "run_id": uuid.uuid4().hex,
         "run_name": run_name,
+        "study": study,
+        "params_json": json.dumps(params, sort_keys=True, default=list) if params is not None else None,
         "method": cfg.method,
         "dataset": bundle.dataset,
         "noise": spec.label(),

@@ -27,10 +27,10 @@ import numpy as np
 
 from noisylab.config import RunConfig, load_config_json, validate
 from noisylab.errors import UserError
-from noisylab.models import build_network
+from noisylab.models import build_model
 from noisylab.prepare import prepare_data
 from noisylab.results import RECORD_FILE, build_record, now, read_record, write_record
-from noisylab.trainables import method_names
+from noisylab.trainables import method_names, method_networks
 from noisylab.worker import WorkerSpec, run_local, train_loop
 
 CONFIG_FILE = "config.json"
@@ -94,8 +94,17 @@ def execute(
     fail_at_step: int | None = None,
     max_failures: int = 0,
     on_start: Callable[[str], None] | None = None,
+    study: str | None = None,
+    params: dict[str, Any] | None = None,
+    cpus_per_worker: float | None = None,
+    gpus_per_worker: float = 1.0,
+    epoch_lines: bool = True,
+    train_callbacks: list[Any] | None = None,
 ) -> RunOutcome:
-    """Run `cfg` to the end (or resume it) and return its record. UserError for anything fixable."""
+    """Run `cfg` to the end (or resume it) and return its record. UserError for anything fixable.
+
+    A sweep passes its trial's `study`/`params` (stored in the record), the trial's CPUs per worker, and
+    Train callbacks (Tune's report callback, so every epoch's metrics reach the Tune scheduler)."""
     validate(cfg, methods=method_names())
     name = name or default_name(cfg)
     directory = storage.resolve() / name
@@ -103,11 +112,14 @@ def execute(
     resumed = check_run_dir(directory, cfg)
     if record_path.exists():
         return RunOutcome(name, directory, read_record(record_path), resumed=False, already_done=True)
-    cpus_per_worker = check_resources(cfg) if address is None else 1
+    if cpus_per_worker is None:
+        cpus_per_worker = check_resources(cfg) if address is None else 1
     bundle = prepare_data(cfg)
-    # Build the network once here so an impossible model fails before any worker starts.
-    build_network(
+    # Build the network(s) once here, as the workers will, so an impossible model fails before any starts.
+    build_model(
         cfg.model,
+        networks=method_networks(cfg.method),
+        seed=cfg.seed,
         num_classes=bundle.num_classes,
         in_chans=bundle.train_images.shape[1],
         image_size=bundle.train_images.shape[-1],
@@ -120,10 +132,23 @@ def execute(
         on_start(f"{'resuming' if resumed else 'starting'} run '{name}' in {directory}")
     started, t0 = now(), time.perf_counter()
     spec = WorkerSpec(
-        cfg=cfg, data=bundle, fingerprint=cfg.fingerprint(), fail_at_step=fail_at_step, progress=progress
+        cfg=cfg,
+        data=bundle,
+        fingerprint=cfg.fingerprint(),
+        fail_at_step=fail_at_step,
+        progress=progress,
+        epoch_lines=epoch_lines,
     )
     if use_ray:
-        result = _fit_with_ray(spec, directory, cpus_per_worker, address=address, max_failures=max_failures)
+        result = _fit_with_ray(
+            spec,
+            directory,
+            cpus_per_worker,
+            gpus_per_worker,
+            address=address,
+            max_failures=max_failures,
+            callbacks=train_callbacks or [],
+        )
     else:
         result = run_local(spec, directory)
     labels = result["labels"]
@@ -136,6 +161,8 @@ def execute(
         started_at=started,
         wall_seconds=time.perf_counter() - t0,
         final_labels_sha256=hashlib.sha256(labels.tobytes()).hexdigest(),
+        study=study,
+        params=params,
     )
     _save_labels(directory / LABELS_FILE, labels)
     write_record(record, record_path)  # last: its presence means the run is complete
@@ -143,7 +170,14 @@ def execute(
 
 
 def _fit_with_ray(
-    spec: WorkerSpec, directory: Path, cpus_per_worker: int, *, address: str | None, max_failures: int
+    spec: WorkerSpec,
+    directory: Path,
+    cpus_per_worker: float,
+    gpus_per_worker: float,
+    *,
+    address: str | None,
+    max_failures: int,
+    callbacks: list[Any],
 ) -> dict[str, Any]:
     import ray
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, ScalingConfig
@@ -161,7 +195,7 @@ def _fit_with_ray(
         scaling_config=ScalingConfig(
             num_workers=cfg.workers,
             use_gpu=cfg.use_gpu,
-            resources_per_worker={"CPU": cpus_per_worker} | ({"GPU": 1} if cfg.use_gpu else {}),
+            resources_per_worker={"CPU": cpus_per_worker} | ({"GPU": gpus_per_worker} if cfg.use_gpu else {}),
         ),
         run_config=TrainRunConfig(  # type: ignore[call-arg]  # mypy sees Train V1's RunConfig
             name=directory.name,
@@ -170,6 +204,7 @@ def _fit_with_ray(
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             # Train logs every report at INFO; progress bars and the summary say what matters.
             logging_config=LoggingConfig(log_level="WARNING"),
+            callbacks=callbacks,
         ),
     )
     result = trainer.fit()

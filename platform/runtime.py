@@ -32,7 +32,6 @@ from noisylab.engine import (
     no_progress,
     train_epoch,
 )
-from noisylab.models import Network
 
 STATE_FILE = "state.pt"
 
@@ -43,7 +42,7 @@ class Context:
 
     cfg: RunConfig
     world: World
-    net: Network  # the bare network (state dicts, heads)
+    net: nn.Module  # the bare network (state dicts): a `Network`, or a `TwinNetwork` (two-network methods)
     model: nn.Module  # what to call for training: `net`, or `net` wrapped by DDP
     train_images: Tensor  # uint8 [N, C, H, W]
     noisy_labels: Tensor  # int64 [N], the labels training starts from (CPU)
@@ -196,8 +195,13 @@ def train_one_epoch(
     }
 
 
-def make_optimizer(net: nn.Module, step: Step, kind: Optimizer) -> torch.optim.Optimizer:
-    """Adam or AdamW for one phase: the weight decay is an L2 gradient term in Adam, decoupled in AdamW."""
+def make_optimizer(net: nn.Module, step: Step, kind: Optimizer, *, momentum: float) -> torch.optim.Optimizer:
+    """Adam, AdamW or SGD for one phase: the weight decay is an L2 gradient term in Adam and SGD,
+    decoupled in AdamW; `momentum` applies to SGD only."""
+    if kind == "sgd":
+        return torch.optim.SGD(
+            net.parameters(), lr=step.lr, momentum=momentum, weight_decay=step.weight_decay
+        )
     cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
     return cls(net.parameters(), lr=step.lr, weight_decay=step.weight_decay)
 
@@ -228,7 +232,9 @@ def run_schedule(
         state = TrainState.from_dict(payload["state"])
         ctx.net.load_state_dict(payload["model"])
         if payload["optimizer"] is not None and state.step < len(schedule):
-            optimizer = make_optimizer(ctx.net, schedule[state.step], ctx.cfg.optimizer)
+            optimizer = make_optimizer(
+                ctx.net, schedule[state.step], ctx.cfg.optimizer, momentum=ctx.cfg.sgd_momentum
+            )
             optimizer.load_state_dict(payload["optimizer"])
         set_rng_state(payload["rng"])
     else:
@@ -242,7 +248,7 @@ def run_schedule(
         if fail_at_step is not None and index == fail_at_step and not resumed:
             raise RuntimeError(f"injected failure before step {index}")
         if optimizer is None or step.starts_phase:
-            optimizer = make_optimizer(ctx.net, step, ctx.cfg.optimizer)
+            optimizer = make_optimizer(ctx.net, step, ctx.cfg.optimizer, momentum=ctx.cfg.sgd_momentum)
         metrics = method.run_step(step, index, ctx, state, optimizer)
         metrics = {
             "step": index,

@@ -20,10 +20,10 @@ import torch
 from noisylab.config import RunConfig
 from noisylab.data.augment import Augmenter
 from noisylab.engine import Bar, ProgressFactory, World, no_progress
-from noisylab.models import build_network
+from noisylab.models import build_model
 from noisylab.prepare import DataBundle
 from noisylab.runtime import Context, LocalReporter, RayReporter, Reporter, TrainState, run_schedule
-from noisylab.trainables import get_method
+from noisylab.trainables import get_method, method_networks
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class WorkerSpec:
     fingerprint: str
     fail_at_step: int | None = None  # tests: crash once before this step of a fresh run
     progress: bool = True
+    epoch_lines: bool = True  # one log line per epoch on rank 0 (sweeps turn it off: many trials at once)
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -47,8 +48,14 @@ def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, *, in_ray:
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     train_images = _tensor(bundle.train_images).to(world.device)
     h = train_images.shape[-1]
-    net = build_network(
-        cfg.model, num_classes=bundle.num_classes, in_chans=train_images.shape[1], image_size=h
+    net = build_model(
+        cfg.model,
+        networks=method_networks(cfg.method),  # 2: Co-teaching, DivideMix train a TwinNetwork
+        seed=cfg.seed,
+        num_classes=bundle.num_classes,
+        in_chans=train_images.shape[1],
+        image_size=h,
+        predictor=cfg.pretrain.method == "byol",  # BYOL's predictor is trained by the phase's optimiser
     )
     net.to(world.device)
     return Context(
@@ -66,7 +73,7 @@ def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, *, in_ray:
             _tensor(bundle.train_images), flip=cfg.data.flip, crop_padding=cfg.data.crop_padding
         ),
         progress=tqdm_progress(show, in_ray=in_ray),
-        log=_epoch_logger(in_ray=in_ray) if world.is_main else None,  # the run's log, even without bars
+        log=_epoch_logger(in_ray=in_ray) if world.is_main and spec.epoch_lines else None,  # the run's log, even without bars
     )
 
 

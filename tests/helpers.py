@@ -7,6 +7,7 @@ from typing import Any
 
 from noisylab.config import RunConfig
 from noisylab.profiles import make_config
+from noisylab.runtime import Context
 
 
 def digits_config(npz: Path, **overrides: Any) -> RunConfig:
@@ -23,3 +24,16 @@ def digits_config(npz: Path, **overrides: Any) -> RunConfig:
         "workers": 0,
     }
     return make_config("tiny", base | overrides)
+
+
+def digits_context(cfg: RunConfig) -> Context:
+    """The worker-side `Context` of `cfg` in this process (rank 0 of 1, CPU, no progress output)."""
+    from noisylab.engine import World
+    from noisylab.prepare import prepare_data
+    from noisylab.worker import WorkerSpec, build_context
+
+    bundle = prepare_data(cfg)
+    spec = WorkerSpec(cfg=cfg, data=bundle, fingerprint=cfg.fingerprint(), progress=False)
+    ctx = build_context(spec, bundle, World(), in_ray=False)
+    ctx.log = None
+    return ctx

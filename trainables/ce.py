@@ -8,23 +8,25 @@ noisy labels, with the same weak augmentation, batch size and backbone. Every nu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from noisylab import batches, losses
 from noisylab.config import RunConfig
-from noisylab.engine import Step
+from noisylab.engine import LossFn, Step
 from noisylab.evaluation import evaluate
 from noisylab.runtime import Context, TrainState, train_one_epoch
 
 
 class SupervisedMethod:
-    """Training on the given (noisy) labels with one per-sample loss; `ce` is this with CE."""
+    """Training on the given (noisy) labels with one per-sample loss, built from the run's config by
+    `make_loss`; `ce` is this with CE. Subclasses change what one batch does through `loss_fn`."""
 
-    def __init__(self, name: str, loss: batches.PerSampleLoss) -> None:
+    def __init__(self, name: str, make_loss: Callable[[RunConfig], batches.PerSampleLoss]) -> None:
         self.name = name
-        self.loss = loss
+        self.make_loss = make_loss
 
     def schedule(self, cfg: RunConfig) -> list[Step]:
         n, b = cfg.baseline_epochs, cfg.baseline
@@ -36,13 +38,16 @@ class SupervisedMethod:
     def run_step(
         self, step: Step, index: int, ctx: Context, state: TrainState, optimizer: torch.optim.Optimizer
     ) -> dict[str, Any]:
-        assert state.labels is not None
-        loss_fn = batches.supervised(ctx, labels=state.labels, loss=self.loss)
-        metrics = train_one_epoch(ctx, step, index, optimizer, loss_fn)
+        metrics = train_one_epoch(ctx, step, index, optimizer, self.loss_fn(ctx, state))
         if ctx.cfg.eval_every == "epoch" or step.ends_phase:
             metrics |= evaluate(ctx)
         return metrics
 
+    def loss_fn(self, ctx: Context, state: TrainState) -> LossFn:
+        """The engine's per-batch loss: weakly augmented batches against the current labels."""
+        assert state.labels is not None
+        return batches.supervised(ctx, labels=state.labels, loss=self.make_loss(ctx.cfg))
+
 
 def ce_method() -> SupervisedMethod:
-    return SupervisedMethod("ce", losses.cross_entropy)
+    return SupervisedMethod("ce", lambda cfg: losses.cross_entropy)

@@ -1,6 +1,7 @@
 """The report's pipeline ("Improving Training For Noisy Labels").
 
-1. SimCLR pre-training (`pretrain.epochs`, NT-Xent on two augmented views; projection head).
+1. SimCLR pre-training (`pretrain.epochs`, NT-Xent on two augmented views; projection head), or BYOL
+   with `pretrain.method=byol` (noisylab.byol; the `paper_byol` variant).
 2. Warm-up: `warmup.epochs` of softmax-weighted cross-entropy (SWCE), Adam lr 1e-4, weight decay 0.03.
 3. `refine.iterations` refinement iterations (defaults 4 × [4, 7, 7, 7] epochs, Adam lr 1e-4, 1e-5,
    1e-5, 1e-6). Each trains with SWCE on the current labels; at each stage epoch ([2, 3, 4], then
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 
-from noisylab import batches, selection
+from noisylab import batches, byol, selection
 from noisylab.config import RunConfig
 from noisylab.engine import Step, same_on_all_ranks, scan
 from noisylab.evaluation import EVAL_BATCH, evaluate
@@ -43,7 +44,11 @@ def pipeline_schedule(cfg: RunConfig, *, pretrain: bool = True) -> list[Step]:
 
 
 class PaperMethod:
-    name = "paper"
+    """The pipeline; `name` is "paper" or one of its variants (noisylab.variants), which differ only in
+    their config defaults."""
+
+    def __init__(self, name: str = "paper") -> None:
+        self.name = name
 
     def schedule(self, cfg: RunConfig) -> list[Step]:
         return pipeline_schedule(cfg)
@@ -58,6 +63,8 @@ class PaperMethod:
     ) -> dict[str, Any]:
         cfg = ctx.cfg
         assert state.labels is not None and state.pseudo is not None
+        if step.phase == "pretrain" and cfg.pretrain.method == "byol":
+            return byol.run_epoch(ctx, step, index, state, optimizer)  # BYOL keeps a target network
         if step.phase == "pretrain":
             loss_fn = batches.simclr(ctx, temperature=cfg.pretrain.temperature)
         else:

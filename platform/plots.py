@@ -1,0 +1,169 @@
+"""Figures from result records (PNG, matplotlib's Agg renderer; no display, no pyplot state).
+
+* `accuracy-<dataset>.png`  test accuracy (or macro-F1) against the noise rate, one line per method
+                            (× model × profile when several), mean ± std over seeds as error bars
+* `selection-<dataset>.png` the pipeline's diagnostics: selection precision at every stage of every
+                            refinement iteration, and training-label accuracy after each iteration,
+                            one line per method × noise rate, mean ± std over seeds
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from noisylab.errors import UserError
+from noisylab.report import METRICS, cells, metric_column, noise_label
+
+DPI = 120  # dots per inch of the written PNGs
+SIZE = (6.4, 4.2)  # inches, one panel
+
+
+def plot_records(records: pl.DataFrame, out_dir: Path, *, metric: str = "acc") -> list[Path]:
+    """Write the figures for `records` into `out_dir` (created if needed); returns the files."""
+    metric_column(metric)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} is a file: give a folder for the figures")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create {out_dir} ({e.strerror or e})") from None
+    written = []
+    table = cells(records, metric)
+    for dataset in dict.fromkeys(table["dataset"].to_list()):
+        fig = accuracy_figure(table.filter(pl.col("dataset") == dataset), dataset, metric)
+        written.append(_save(fig, out_dir / f"accuracy-{_slug(dataset)}.png"))
+    for dataset in dict.fromkeys(records["dataset"].to_list()):
+        fig_sel = selection_figure(records.filter(pl.col("dataset") == dataset), dataset)
+        if fig_sel is not None:
+            written.append(_save(fig_sel, out_dir / f"selection-{_slug(dataset)}.png"))
+    return written
+
+
+def _line_name(row: dict[str, Any], keys: list[str]) -> str:
+    return " / ".join(str(row[k]) for k in keys)
+
+
+def accuracy_figure(table: pl.DataFrame, dataset: str, metric: str) -> Figure:
+    """`table`: `report.cells` of one dataset."""
+    fig = Figure(figsize=SIZE, dpi=DPI)
+    ax = fig.add_subplot()
+    keys = ["method"] + [k for k in ("model", "profile") if table[k].n_unique() > 1]
+    several_kinds = table["noise_kind"].n_unique() > 1
+    for (kind, *_), sub in table.group_by(["noise_kind", *keys], maintain_order=True):
+        sub = sub.sort("noise_rate")
+        label = _line_name(sub.row(0, named=True), keys) + (f" ({kind})" if several_kinds else "")
+        ax.errorbar(
+            (sub["noise_rate"] * 100).to_list(),
+            sub["mean_pct"].to_list(),
+            yerr=sub["std_pct"].fill_null(0.0).to_list(),
+            marker="o",
+            capsize=3,
+            label=label,
+        )
+    ax.set_xticks(sorted({100 * r for r in table["noise_rate"].to_list()}))
+    name = "test accuracy" if METRICS[metric] == "test_acc" else "test macro-F1"
+    ax.set_xlabel("noise rate (%)")
+    ax.set_ylabel(f"{name} (%)")
+    ax.set_title(f"{dataset}: {name}, mean ± std over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def _stats(rows: pl.DataFrame, by: list[str], value: str) -> pl.DataFrame:
+    v = pl.col(value).cast(pl.Float64) * 100
+    return rows.group_by(by).agg(v.mean().alias("mean"), v.std(ddof=1).fill_null(0.0).alias("std")).sort(by)
+
+
+def selection_figure(records: pl.DataFrame, dataset: str) -> Figure | None:
+    """Selection precision per (iteration, stage) and label accuracy per iteration; None when no run of
+    `records` has refinement stages (baselines)."""
+    dtype = records.schema.get("stages")
+    if not isinstance(dtype, pl.List) or not isinstance(dtype.inner, pl.Struct):
+        return None
+    line_keys = ["method", "noise_kind", "noise_rate", "noise"]
+    stages = records.select(*line_keys, "stages").explode("stages").drop_nulls("stages").unnest("stages")
+    if stages.height == 0:
+        return None
+    fig = Figure(figsize=(SIZE[0] * 2, SIZE[1]), dpi=DPI)
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    points = stages.select("iteration", "stage").unique().sort("iteration", "stage")
+    ticks = {(i, s): n for n, (i, s) in enumerate(points.iter_rows())}
+    for key, line in _stats(stages, [*line_keys, "iteration", "stage"], "selected_precision").group_by(
+        line_keys, maintain_order=True
+    ):
+        x = [ticks[(i, s)] for i, s in line.select("iteration", "stage").iter_rows()]
+        left.errorbar(
+            x, line["mean"].to_list(), yerr=line["std"].to_list(), marker="o", capsize=3, label=_label(key)
+        )
+    left.set_xticks(list(ticks.values()), [f"{i}.{s}" for i, s in ticks])
+    _finish(
+        left, "iteration.stage", "selection precision (%)", f"{dataset}: selected samples with a right label"
+    )
+    _label_accuracy(right, records, line_keys)
+    _finish(
+        right,
+        "refinement iteration",
+        "training-label accuracy (%)",
+        f"{dataset}: labels after each iteration",
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _label_accuracy(ax: Axes, records: pl.DataFrame, line_keys: list[str]) -> None:
+    dtype = records.schema.get("iterations")
+    if not isinstance(dtype, pl.List) or not isinstance(dtype.inner, pl.Struct):
+        return
+    rows = records.select(*line_keys, "iterations").explode("iterations").drop_nulls("iterations")
+    if rows.height == 0:
+        return
+    ax.set_xticks(sorted(set(rows.unnest("iterations")["iteration"].to_list())))
+    for key, line in _stats(rows.unnest("iterations"), [*line_keys, "iteration"], "label_acc").group_by(
+        line_keys, maintain_order=True
+    ):
+        ax.errorbar(
+            line["iteration"].to_list(),
+            line["mean"].to_list(),
+            yerr=line["std"].to_list(),
+            marker="o",
+            capsize=3,
+            label=_label(key),
+        )
+
+
+def _label(key: tuple[Any, ...]) -> str:
+    method, kind, rate, noise = key
+    return f"{method}, {noise_label(kind, rate, noise)}"
+
+
+def _finish(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize="medium")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "dataset"
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    """Atomically: a temporary PNG in the same folder, then `os.replace`."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

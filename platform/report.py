@@ -1,0 +1,539 @@
+"""Tables from result records: pure functions, records frame in, Polars table out.
+
+* `cells`         one row per (method, model, profile, dataset, noise): mean ± std over seeds, n, in %
+* `pivot`         the paper's layout: rows method (× model, × profile when several), columns
+                  dataset × noise rate, cells "mean ± std (n=…)"
+* `vs_paper`      `cells` beside published numbers, with measured − published
+* `best_configs`  per study and dataset × noise: the configuration (trial parameters less the seed)
+                  with the best mean of the study's metric
+* `selection_table`, `refinement_table`  the pipeline's diagnostics, mean over seeds
+* `time_table`    wall time per method relative to `ce` at the same dataset × noise × profile
+
+`planned_cells` gives a study's grid as empty cells, so a table can be shown (with published values)
+before anything ran. Every percentage is 100 × the record's fraction; std is the sample std (ddof 1)
+over seeds and is empty for a single seed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from noisylab.errors import UserError
+from noisylab.noise import NoiseSpec
+from noisylab.tables import Titled
+
+METRICS = {"acc": "test_acc", "f1": "test_f1"}
+# Record columns holding fractions in [0, 1] (shown in %); a study may optimise any record column.
+FRACTIONS = ("test_acc", "test_f1", "warmup_test_acc", "warmup_test_f1", "final_label_acc")
+CELL_KEYS = ("method", "model", "profile", "dataset", "noise_kind", "noise_rate", "noise")
+_KIND_LABELS = {"idn": "IDN", "symmetric": "sym", "pair": "pair", "none": "clean"}
+_JOIN_DIGITS = 6  # noise rates are joined after rounding: 0.2 from a record and from a CSV are the same
+
+
+def noise_label(kind: str | None, rate: float | None, noise: str | None = None) -> str:
+    """'IDN 20%', 'sym 40%', 'clean'; given label files keep their record text."""
+    if kind is None:
+        return noise or "-"
+    if kind == "file" or kind not in _KIND_LABELS:
+        return noise or kind
+    if kind == "none":
+        return "clean"
+    return f"{_KIND_LABELS[kind]} {100 * (rate or 0.0):g}%"
+
+
+def _conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Exactly `schema`'s columns, in its order, with its types."""
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
+
+
+def metric_column(metric: str) -> str:
+    if metric not in METRICS:
+        raise UserError(f"unknown metric '{metric}': choose one of {', '.join(METRICS)}")
+    return METRICS[metric]
+
+
+# --------------------------------------------------------------------------------------------- cells
+
+_CELL_SCHEMA: dict[str, pl.DataType] = {
+    "method": pl.String(),
+    "model": pl.String(),
+    "profile": pl.String(),
+    "dataset": pl.String(),
+    "noise_kind": pl.String(),
+    "noise_rate": pl.Float64(),
+    "noise": pl.String(),
+    "n": pl.UInt32(),
+    "mean_pct": pl.Float64(),
+    "std_pct": pl.Float64(),
+}
+
+
+def cells(records: pl.DataFrame, metric: str = "acc") -> pl.DataFrame:
+    """Mean and std (in %) of the metric over the runs (seeds) of each method × model × profile ×
+    dataset × noise; `n` counts the runs with a value."""
+    column = metric_column(metric)
+    if records.height == 0:
+        return pl.DataFrame(schema=_CELL_SCHEMA)
+    value = pl.col(column).cast(pl.Float64) * 100
+    out = (
+        records.group_by(list(CELL_KEYS))
+        .agg(
+            value.count().cast(pl.UInt32).alias("n"),
+            value.mean().alias("mean_pct"),
+            value.std(ddof=1).alias("std_pct"),
+        )
+        .sort("dataset", "noise_kind", "noise_rate", "method", "model", "profile", nulls_last=True)
+    )
+    return _conform(out, _CELL_SCHEMA)
+
+
+def planned_cells(study: Any, profile: str) -> pl.DataFrame:
+    """The grid of a `noisylab.sweeps.Study` under one of its profiles, as cells with no runs (n = 0),
+    in the study's own order. Each grid point is resolved through the run profile, so a grid without a
+    model axis gets the profile's model."""
+    from noisylab.profiles import make_config
+
+    sweep = study.profile(profile)
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for point in study.grid_points(profile):
+        point = {k: v for k, v in point.items() if k != "seed"}
+        cfg = make_config(sweep.run_profile, dict(sweep.overrides) | point)
+        spec = NoiseSpec.parse(cfg.data.noise)
+        row = {
+            "method": cfg.method,
+            "model": cfg.model.name,
+            "profile": cfg.profile,
+            "dataset": cfg.data.dataset,
+            "noise_kind": spec.kind,
+            "noise_rate": spec.rate,
+            "noise": spec.label(),
+            "n": 0,
+            "mean_pct": None,
+            "std_pct": None,
+        }
+        rows.setdefault(tuple(row[k] for k in CELL_KEYS), row)
+    return pl.DataFrame(list(rows.values()), schema=_CELL_SCHEMA, orient="row")
+
+
+def with_planned(measured: pl.DataFrame, planned: pl.DataFrame) -> pl.DataFrame:
+    """Measured cells plus the planned cells that have no measured counterpart (any profile)."""
+    keys = ["method", "model", "dataset", "noise_kind", "noise_rate"]
+    missing = planned.join(measured, on=keys, how="anti", nulls_equal=True)
+    return pl.concat([measured, missing])
+
+
+# --------------------------------------------------------------------------------------------- pivot
+
+
+def format_cell(mean: float | None, std: float | None, n: int) -> str | None:
+    if n == 0 or mean is None:
+        return None
+    spread = f" ± {std:.2f}" if std is not None else ""
+    return f"{mean:.2f}{spread} (n={n})"
+
+
+def pivot(cell_table: pl.DataFrame, *, method_order: Sequence[str] = ()) -> pl.DataFrame:
+    """Rows method (× model, × profile when the cells hold several), columns 'dataset noise', cells
+    'mean ± std (n=…)' in %; empty where nothing ran. Methods in `method_order` come first, in that
+    order, the rest alphabetically."""
+    row_keys = ["method"] + [k for k in ("model", "profile") if cell_table[k].n_unique() > 1]
+    order = {m: i for i, m in enumerate(method_order)}
+
+    def row_rank(key: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (order.get(key[0], len(order)), *(str(k) for k in key))
+
+    rows = sorted({tuple(r[k] for k in row_keys) for r in cell_table.iter_rows(named=True)}, key=row_rank)
+    datasets = list(dict.fromkeys(cell_table["dataset"].to_list()))
+    columns: dict[tuple[Any, ...], str] = {}
+    for r in cell_table.iter_rows(named=True):
+        key = (datasets.index(r["dataset"]), r["noise_kind"] or "", r["noise_rate"] or 0.0, r["noise"] or "")
+        columns[key] = f"{r['dataset']} {noise_label(r['noise_kind'], r['noise_rate'], r['noise'])}"
+    labels = [columns[k] for k in sorted(columns)]
+    grid: dict[tuple[Any, ...], dict[str, str | None]] = {row: {} for row in rows}
+    for r in cell_table.iter_rows(named=True):
+        label = f"{r['dataset']} {noise_label(r['noise_kind'], r['noise_rate'], r['noise'])}"
+        grid[tuple(r[k] for k in row_keys)][label] = format_cell(r["mean_pct"], r["std_pct"], r["n"])
+    data = [dict(zip(row_keys, row, strict=True)) | {c: grid[row].get(c) for c in labels} for row in rows]
+    schema = {k: pl.String() for k in row_keys} | {c: pl.String() for c in labels}
+    return pl.DataFrame(data, schema=schema, orient="row")
+
+
+# ------------------------------------------------------------------------------------------ vs paper
+
+_VS_SCHEMA: dict[str, pl.DataType] = {
+    "method": pl.String(),
+    "model": pl.String(),
+    "profile": pl.String(),
+    "dataset": pl.String(),
+    "noise": pl.String(),
+    "n": pl.UInt32(),
+    "mean_pct": pl.Float64(),
+    "std_pct": pl.Float64(),
+    "published_pct": pl.Float64(),
+    "diff_pct": pl.Float64(),
+    "source": pl.String(),
+}
+
+
+def vs_paper(cell_table: pl.DataFrame, published: pl.DataFrame, metric: str = "acc") -> pl.DataFrame:
+    """Each cell beside its published value (joined on method × dataset × noise kind and rate, and on
+    the model when the published row names one) and `diff_pct` = measured − published. Published rows
+    for the same dataset × noise cells without a measured or planned counterpart (a method noisylab
+    does not run, another backbone) are listed too, after the cells, with the measured columns empty."""
+    metric_column(metric)
+    rate = pl.col("noise_rate").round(_JOIN_DIGITS).alias("_rate")
+    on = ["method", "dataset", "noise_kind", "_rate"]
+    mine = cell_table.with_columns(rate).with_row_index("_row")
+    pub = published.filter(pl.col("metric") == metric).with_columns(rate)
+    pub = pub.join(mine.select(on[1:]).unique(), on=on[1:], how="semi")  # only the cells shown
+    any_model = pub.filter(pl.col("model") == "")
+    one_model = pub.filter(pl.col("model") != "")
+    measured = (
+        mine.join(one_model.select(*on, "model", "value_pct", "source"), on=[*on, "model"], how="left")
+        .join(any_model.select(*on, "value_pct", "source"), on=on, how="left", suffix="_any")
+        .with_columns(
+            pl.coalesce("value_pct", "value_pct_any").alias("published_pct"),
+            pl.coalesce("source", "source_any").alias("source"),
+        )
+        .with_columns((pl.col("mean_pct") - pl.col("published_pct")).alias("diff_pct"))
+    )
+    reference = pl.concat(
+        [
+            one_model.join(mine, on=[*on, "model"], how="anti"),
+            any_model.join(mine, on=on, how="anti").with_columns(pl.lit(None, pl.String).alias("model")),
+        ]
+    ).select(
+        *on,
+        "model",
+        "noise_rate",
+        pl.lit(None, pl.String).alias("profile"),
+        pl.lit(None, pl.String).alias("noise"),
+        pl.lit(0, pl.UInt32).alias("n"),
+        pl.lit(None, pl.Float64).alias("mean_pct"),
+        pl.lit(None, pl.Float64).alias("std_pct"),
+        pl.col("value_pct").alias("published_pct"),
+        pl.lit(None, pl.Float64).alias("diff_pct"),
+        "source",
+        pl.lit(None, pl.UInt32).alias("_row"),  # after every measured row of its cell
+    )
+    columns = [*_VS_SCHEMA, "noise_kind", "noise_rate", "_rate", "_row"]
+    out = _labelled(pl.concat([measured.select(columns), reference.select(columns)], how="vertical_relaxed"))
+    datasets = {d: i for i, d in enumerate(dict.fromkeys(out["dataset"].to_list()))}
+    out = out.sort(
+        pl.col("dataset").replace_strict(datasets, return_dtype=pl.Int64),
+        "noise_kind",
+        "_rate",
+        "_row",
+        "method",
+        nulls_last=True,
+    )
+    return _conform(out, _VS_SCHEMA)
+
+
+# -------------------------------------------------------------------------------------- best configs
+
+
+def _config_text(params_json: str | None, method: str | None, model: str | None) -> str:
+    """A trial's point in its search space less the seed (and less dataset and noise, which are table
+    columns), as 'path=value' pairs; a run made outside a sweep is described by method and model."""
+    params: dict[str, Any] = json.loads(params_json) if params_json else {}
+    if not isinstance(params, dict) or not params:
+        params = {"method": method, "model.name": model}
+    shown = {k: v for k, v in sorted(params.items()) if k not in ("seed", "data.dataset", "data.noise")}
+    return ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in shown.items())
+
+
+def _study_objective(study: str | None, fallback: str) -> tuple[str, str]:
+    if study:
+        from noisylab.sweeps import get_study, study_names
+
+        if study in study_names():
+            s = get_study(study)
+            return s.metric, s.mode
+    return fallback, "max"
+
+
+_BEST_SCHEMA: dict[str, pl.DataType] = {
+    "study": pl.String(),
+    "dataset": pl.String(),
+    "noise": pl.String(),
+    "profile": pl.String(),
+    "metric": pl.String(),
+    "best": pl.String(),
+    "mean": pl.Float64(),
+    "std": pl.Float64(),
+    "n": pl.UInt32(),
+    "configs": pl.UInt32(),
+    "margin": pl.Float64(),
+}
+
+
+def best_configs(records: pl.DataFrame, metric: str = "acc") -> pl.DataFrame:
+    """Per study × dataset × noise × profile: the configuration with the best mean of the study's
+    metric (its `metric`/`mode`; `metric` here for runs outside a known study), with the number of
+    configurations compared and the margin to the runner-up. Metrics that are fractions are in %.
+    For a plain grid the configurations are the methods, so this is the best method per cell."""
+    fallback = metric_column(metric)
+    if records.height == 0:
+        return pl.DataFrame(schema=_BEST_SCHEMA)
+    configs = [
+        _config_text(p, m, mo) for p, m, mo in records.select("params_json", "method", "model").iter_rows()
+    ]
+    frame = records.with_columns(pl.Series("_config", configs, dtype=pl.String))
+    rows: list[dict[str, Any]] = []
+    for (study,), part in frame.group_by(["study"], maintain_order=True):
+        column, mode = _study_objective(study, fallback)
+        if column not in part.columns:
+            column, mode = fallback, "max"
+        scale = 100.0 if column in FRACTIONS else 1.0
+        value = pl.col(column).cast(pl.Float64) * scale
+        cell = ["dataset", "noise_kind", "noise_rate", "noise", "profile"]
+        stats = part.group_by([*cell, "_config"]).agg(
+            value.mean().alias("mean"), value.std(ddof=1).alias("std"), value.count().alias("n")
+        )
+        stats = stats.filter(pl.col("mean").is_not_null())
+        for _, options in stats.group_by(cell, maintain_order=True):
+            ranked = options.sort("mean", "_config", descending=[mode == "max", False])
+            best = ranked.row(0, named=True)
+            margin = abs(best["mean"] - ranked["mean"][1]) if ranked.height > 1 else None
+            rows.append(
+                {
+                    "study": study,
+                    "dataset": best["dataset"],
+                    "noise": noise_label(best["noise_kind"], best["noise_rate"], best["noise"]),
+                    "profile": best["profile"],
+                    "metric": f"{column} ({mode})",
+                    "best": best["_config"],
+                    "mean": best["mean"],
+                    "std": best["std"],
+                    "n": best["n"],
+                    "configs": ranked.height,
+                    "margin": margin,
+                    "_rate": best["noise_rate"],
+                }
+            )
+    out = pl.DataFrame(rows, schema=_BEST_SCHEMA | {"_rate": pl.Float64()}, orient="row")
+    return out.sort("study", "dataset", "_rate", "noise", "profile", nulls_last=True).drop("_rate")
+
+
+# --------------------------------------------------------------------------------------- diagnostics
+
+_GROUP = ["method", "model", "profile", "dataset", "noise_kind", "noise_rate", "noise"]
+
+
+def _exploded(records: pl.DataFrame, column: str) -> pl.DataFrame | None:
+    """One row per element of a list-of-struct column, with the run's grouping columns; None when no
+    record has such elements (baselines have no stages)."""
+    if column not in records.columns:
+        return None
+    dtype = records.schema[column]
+    if not isinstance(dtype, pl.List) or not isinstance(dtype.inner, pl.Struct):
+        return None
+    rows = records.select(*_GROUP, "run_id", column).explode(column).drop_nulls(column)
+    return rows.unnest(column) if rows.height else None
+
+
+def _labelled(frame: pl.DataFrame) -> pl.DataFrame:
+    labels = [
+        noise_label(k, r, n) for k, r, n in frame.select("noise_kind", "noise_rate", "noise").iter_rows()
+    ]
+    return frame.with_columns(pl.Series("noise", labels, dtype=pl.String))
+
+
+def _pct(name: str) -> pl.Expr:
+    return (pl.col(name).cast(pl.Float64).mean() * 100).alias(f"{name}_pct")
+
+
+_SELECTION_SCHEMA: dict[str, pl.DataType] = {
+    "method": pl.String(),
+    "model": pl.String(),
+    "profile": pl.String(),
+    "dataset": pl.String(),
+    "noise": pl.String(),
+    "iteration": pl.Int64(),
+    "stage": pl.Int64(),
+    "n": pl.UInt32(),
+    "selected_size": pl.Float64(),
+    "selected_precision_pct": pl.Float64(),
+    "selected_recall_pct": pl.Float64(),
+}
+
+
+def selection_table(records: pl.DataFrame) -> pl.DataFrame:
+    """Per method × dataset × noise × refinement iteration × stage: the mean over seeds of the
+    selected set's size, precision (share of selected samples whose label is right) and recall (share
+    of right labels that were selected), against the clean labels."""
+    rows = _exploded(records, "stages")
+    if rows is None:
+        return pl.DataFrame(schema=_SELECTION_SCHEMA)
+    out = (
+        rows.group_by([*_GROUP, "iteration", "stage"])
+        .agg(
+            pl.col("run_id").n_unique().cast(pl.UInt32).alias("n"),
+            pl.col("selected_size").cast(pl.Float64).mean(),
+            _pct("selected_precision"),
+            _pct("selected_recall"),
+        )
+        .sort("dataset", "noise_kind", "noise_rate", "method", "model", "profile", "iteration", "stage")
+    )
+    return _conform(_labelled(out), _SELECTION_SCHEMA)
+
+
+_REFINEMENT_SCHEMA: dict[str, pl.DataType] = {
+    "method": pl.String(),
+    "model": pl.String(),
+    "profile": pl.String(),
+    "dataset": pl.String(),
+    "noise": pl.String(),
+    "iteration": pl.Int64(),
+    "n": pl.UInt32(),
+    "consensus_size": pl.Float64(),
+    "consensus_label_precision_pct": pl.Float64(),
+    "relabelled": pl.Float64(),
+    "label_acc_pct": pl.Float64(),
+}
+
+
+def refinement_table(records: pl.DataFrame) -> pl.DataFrame:
+    """Per method × dataset × noise × refinement iteration: the mean over seeds of the consensus set's
+    size, the share of its new labels that are right, how many labels changed, and the accuracy of
+    the whole training label vector afterwards."""
+    rows = _exploded(records, "iterations")
+    if rows is None:
+        return pl.DataFrame(schema=_REFINEMENT_SCHEMA)
+    out = (
+        rows.group_by([*_GROUP, "iteration"])
+        .agg(
+            pl.col("run_id").n_unique().cast(pl.UInt32).alias("n"),
+            pl.col("consensus_size").cast(pl.Float64).mean(),
+            _pct("consensus_label_precision"),
+            pl.col("relabelled").cast(pl.Float64).mean(),
+            _pct("label_acc"),
+        )
+        .sort("dataset", "noise_kind", "noise_rate", "method", "model", "profile", "iteration")
+    )
+    return _conform(_labelled(out), _REFINEMENT_SCHEMA)
+
+
+# ---------------------------------------------------------------------------------------------- time
+
+_TIME_SCHEMA: dict[str, pl.DataType] = {
+    "method": pl.String(),
+    "model": pl.String(),
+    "profile": pl.String(),
+    "dataset": pl.String(),
+    "noise": pl.String(),
+    "n": pl.UInt32(),
+    "median_wall_s": pl.Float64(),
+    "vs_ce": pl.Float64(),
+}
+
+
+def time_table(records: pl.DataFrame, *, baseline: str = "ce") -> pl.DataFrame:
+    """Median wall time per method × model × profile × dataset × noise, and `vs_ce`: the median over
+    the method's runs of (run's wall time / median wall time of the `baseline` runs with the same
+    dataset × noise × profile); empty where no baseline ran. When the records span several dataset ×
+    noise cells, one more row per method (dataset and noise 'all') gives the median over all of them."""
+    if records.height == 0:
+        return pl.DataFrame(schema=_TIME_SCHEMA)
+    cell = ["dataset", "noise_kind", "noise_rate", "noise", "profile"]
+    base = (
+        records.filter(pl.col("method") == baseline)
+        .group_by(cell)
+        .agg(pl.col("wall_seconds").median().alias("_base"))
+    )
+    runs = records.join(base, on=cell, how="left", nulls_equal=True).with_columns(
+        (pl.col("wall_seconds") / pl.col("_base")).alias("_ratio")
+    )
+    stats = [
+        pl.len().cast(pl.UInt32).alias("n"),
+        pl.col("wall_seconds").median().alias("median_wall_s"),
+        pl.col("_ratio").median().alias("vs_ce"),
+    ]
+    per_cell = _labelled(runs.group_by(_GROUP).agg(stats)).sort(
+        "dataset", "noise_kind", "noise_rate", "method", "model", "profile"
+    )
+    out = per_cell.select(list(_TIME_SCHEMA))
+    if records.select(cell[:-1]).unique().height > 1:
+        overall = runs.group_by("method", "model", "profile").agg(stats).sort("method", "model", "profile")
+        overall = overall.with_columns(pl.lit("all").alias("dataset"), pl.lit("all").alias("noise"))
+        out = pl.concat([out, overall.select(list(_TIME_SCHEMA))])
+    return _conform(out, _TIME_SCHEMA)
+
+
+# ------------------------------------------------------------------------------------------ assembly
+
+TABLES = ("pivot", "cells", "best", "diagnostics", "time", "all")
+
+
+def _planned_profile(study: Any, profile: str | None, records: pl.DataFrame) -> str:
+    """The study profile whose grid is planned: the one asked for; else the one whose run profile the
+    records were made with; else gpu (the report's recipe) when the study has it."""
+    if profile is not None:
+        study.profile(profile)  # UserError for a profile the study lacks
+        return profile
+    ran = set(records["profile"].drop_nulls().to_list()) if records.height else set()
+    for name, sweep in study.profiles.items():
+        if sweep.run_profile in ran:
+            return str(name)
+    return "gpu" if "gpu" in study.profiles else str(next(iter(study.profiles)))
+
+
+def report_tables(
+    records: pl.DataFrame | None,
+    *,
+    table: str = "pivot",
+    metric: str = "acc",
+    study: Any | None = None,
+    profile: str | None = None,
+    published: pl.DataFrame | None = None,
+) -> list[Titled]:
+    """The tables `noisylab report` shows. With a `study`, its planned grid fills the cells no record
+    covers; with `published`, the pivot is replaced by the comparison with the published numbers."""
+    if table not in TABLES:
+        raise UserError(f"unknown table '{table}': choose one of {', '.join(TABLES)}")
+    column = metric_column(metric)
+    records = records if records is not None else pl.DataFrame()
+    cell_table = cells(records, metric)
+    method_order: list[str] = []
+    name = ""
+    if study is not None:
+        planned = planned_cells(study, _planned_profile(study, profile, records))
+        cell_table = with_planned(cell_table, planned)
+        method_order = [str(m) for m in study.grid.get("method", ())]
+        name = f"{study.name}: "
+    what = "accuracy" if column == "test_acc" else "macro-F1"
+    chosen = ["pivot", "best", "diagnostics", "time"] if table == "all" else [table]
+    out: list[Titled] = []
+    for t in chosen:
+        if t == "pivot" and published is not None:
+            out.append(
+                Titled(
+                    "vs_paper",
+                    f"{name}test {what} % (mean ± std over seeds) vs published; diff = measured − published",
+                    vs_paper(cell_table, published, metric),
+                )
+            )
+        elif t == "pivot":
+            title = f"{name}test {what} % (mean ± std over seeds, n runs)"
+            out.append(Titled("pivot", title, pivot(cell_table, method_order=method_order)))
+        elif t == "cells":
+            out.append(Titled("cells", f"{name}test {what} % per cell", cell_table))
+        elif t == "best":
+            out.append(
+                Titled("best", f"{name}best configuration per dataset × noise", best_configs(records, metric))
+            )
+        elif t == "diagnostics":
+            out.append(
+                Titled(
+                    "selection", f"{name}selection per stage (against clean labels)", selection_table(records)
+                )
+            )
+            out.append(Titled("refinement", f"{name}refinement per iteration", refinement_table(records)))
+        elif t == "time":
+            out.append(Titled("time", f"{name}wall time (vs_ce: × the ce runs' median)", time_table(records)))
+    return out

@@ -1,0 +1,259 @@
+"""Driver side of `noisylab sweep`: a study's trials through Ray Tune, each trial one Ray Train run.
+
+Layout of a sweep under the storage folder:
+
+    <storage>/<study>/study.json                what was asked (study, profile, overrides): a resume must match
+    <storage>/<study>/runs/<run>/record.parquet every finished trial's record (same schema as `noisylab run`)
+    <storage>/<study>/runs/<run>/checkpoint_*   the trial's Train checkpoints (a restarted trial resumes)
+    <storage>/<study>/...                       Tune's experiment state (what `--resume` restores)
+
+A trial's run folder is named after its config (`runner.default_name`, which holds the config's
+fingerprint), so a trial that Tune starts again finds its own checkpoint or finished record: a record is
+written once, atomically, and never overwritten, whether the sweep is resumed or a trial failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from noisylab.config import RunConfig, validate
+from noisylab.errors import UserError
+from noisylab.profiles import make_config
+from noisylab.runner import default_name, execute, init_ray
+from noisylab.sweeps import Choice, LogUniform, Study, SweepProfile, Uniform
+from noisylab.trainables import method_names
+
+STUDY_FILE = "study.json"
+RUNS_DIR = "runs"
+STUDY_FORMAT = "noisylab-study/1"
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of one sweep shares (passed to Tune once, with `tune.with_parameters`)."""
+
+    study: str
+    profile: str
+    sweep: SweepProfile
+    runs_dir: str
+    user_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    directory: Path
+    finished: int
+    failed: list[str]
+    records: list[Path]
+
+
+def trial_config(ctx: TrialContext, point: dict[str, Any], sampled: dict[str, Any]) -> RunConfig:
+    """A trial's RunConfig: run profile ← study profile overrides ← user overrides ← grid point ← sample."""
+    p = ctx.sweep
+    cfg = make_config(
+        p.run_profile,
+        dict(p.overrides)
+        | ctx.user_overrides
+        | point
+        | sampled
+        | {"workers": p.workers_per_trial, "use_gpu": p.gpus_per_trial > 0},
+    )
+    return validate(cfg, methods=method_names())
+
+
+def plan(study: Study, profile: str, user_overrides: dict[str, Any]) -> list[RunConfig]:
+    """Check the whole study before anything runs: every grid point (and each end of every search domain)
+    must make a valid config. Returns the grid points' configs (search samples are Tune's to draw)."""
+    study.check()
+    sweep = study.profile(profile)
+    ctx = TrialContext(study.name, profile, sweep, runs_dir="", user_overrides=user_overrides)
+    probes: list[dict[str, Any]] = [{}]
+    for path, domain in study.search.items():
+        ends = domain.values if isinstance(domain, Choice) else (domain.low, domain.high)
+        probes += [{path: v} for v in ends]
+    configs = []
+    for point in study.grid_points(profile):
+        configs.append(trial_config(ctx, point, {}))
+        for probe in probes[1:]:
+            trial_config(ctx, point, probe)
+    return configs
+
+
+def describe_domain(domain: Choice | Uniform | LogUniform) -> str:
+    if isinstance(domain, Choice):
+        return f"one of {len(domain.values)}"
+    kind = "log-uniform" if isinstance(domain, LogUniform) else "uniform"
+    return f"{kind} [{domain.low:g}, {domain.high:g}]"
+
+
+def run_trial(config: dict[str, Any], context: TrialContext) -> None:
+    """Tune's function trainable: fit one TorchTrainer for this trial (Train's per-epoch reports reach Tune
+    through `TuneReportCallback`, so schedulers such as ASHA see every epoch), then report the record."""
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    point: dict[str, Any] = config["grid"]
+    sampled = {k: v for k, v in config.items() if k != "grid"}
+    cfg = trial_config(context, point, sampled)
+    p = context.sweep
+    outcome = execute(
+        cfg,
+        storage=Path(context.runs_dir),
+        name=default_name(cfg),
+        progress=False,
+        epoch_lines=False,
+        address="auto",
+        study=context.study,
+        params=point | sampled,
+        cpus_per_worker=p.cpus_per_trial,
+        gpus_per_worker=p.gpus_per_trial / max(p.workers_per_trial, 1),
+        train_callbacks=[TuneReportCallback()],
+    )
+    r = outcome.record
+    tune.report(
+        {
+            "test_acc": r["test_acc"],
+            "test_f1": r["test_f1"],
+            "run_name": outcome.name,
+            "already_done": outcome.already_done,
+        }
+    )
+
+
+def check_cluster(sweep: SweepProfile, profile: str, study: str, address: str | None) -> None:
+    """A trial that asks for more than the cluster has would wait forever: refuse it up front."""
+    import ray
+
+    res = ray.cluster_resources()
+    where = f"the cluster at {address}" if address else "this machine"
+    gpus = sweep.gpus_per_trial
+    if gpus > 0 and res.get("GPU", 0) < gpus:
+        raise UserError(
+            f"profile '{profile}' of study '{study}' asks for {gpus:g} GPU(s) per trial, but {where} has "
+            f"{res.get('GPU', 0):g}: use --profile cpu, or --address a GPU cluster"
+        )
+    cpus = sweep.cpus_per_trial * sweep.workers_per_trial
+    if res.get("CPU", 0) < cpus:
+        raise UserError(
+            f"profile '{profile}' of study '{study}' asks for {cpus:g} CPUs per trial, but {where} has "
+            f"{res.get('CPU', 0):g}"
+        )
+
+
+def _check_study_dir(directory: Path, wanted: dict[str, Any], *, resume: bool) -> None:
+    marker = directory / STUDY_FILE
+    if not marker.exists():
+        if resume:
+            raise UserError(f"nothing to resume: {directory} holds no sweep (drop --resume to start it)")
+        if directory.exists() and any(directory.iterdir()):
+            raise UserError(f"{directory} exists and is not a noisylab sweep: choose another --storage")
+        return
+    try:
+        found = json.loads(marker.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{marker} is unreadable ({e}): this is not a sweep noisylab can resume") from None
+    if not isinstance(found, dict) or found.get("format") != STUDY_FORMAT:
+        raise UserError(f"{marker} is not a noisylab study file: choose another --storage")
+    if not resume:
+        raise UserError(
+            f"a sweep of '{wanted['study']}' already exists in {directory}: pass --resume to continue it, "
+            "or choose another --storage"
+        )
+    for key in ("study", "profile", "overrides"):
+        if found.get(key) != wanted[key]:
+            raise UserError(
+                f"the sweep in {directory} was started with {key} {found.get(key)!r}, not {wanted[key]!r}: "
+                "repeat the original options to resume it"
+            )
+
+
+def run_sweep(
+    study: Study,
+    *,
+    profile: str,
+    storage: Path,
+    user_overrides: dict[str, Any] | None = None,
+    resume: bool = False,
+    address: str | None = None,
+    write: Callable[[str], None] = print,
+) -> SweepOutcome:
+    """Run (or resume) every trial of `study`; returns where the records are and what failed."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from noisylab.sweep_progress import SweepProgress, trial_label
+
+    user_overrides = user_overrides or {}
+    plan(study, profile, user_overrides)  # every problem with the study is found before Ray starts
+    sweep = study.profile(profile)
+    storage = storage.resolve()
+    directory = storage / study.name
+    # JSON round trip so the comparison with a stored marker sees the same types (tuples → lists).
+    wanted = json.loads(
+        json.dumps({"study": study.name, "profile": profile, "overrides": user_overrides}, default=list)
+    )
+    _check_study_dir(directory, wanted, resume=resume)
+
+    # Train's per-epoch reports carry the metric only at evaluation epochs (pre-training has no test
+    # accuracy); ASHA skips such results, Tune's strict check would fail the trial on them.
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    init_ray(address)
+    check_cluster(sweep, profile, study.name, address)
+    runs_dir = directory / RUNS_DIR
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    marker = directory / STUDY_FILE
+    if not marker.exists():
+        tmp = marker.with_name(f".{STUDY_FILE}.tmp")
+        tmp.write_text(json.dumps({"format": STUDY_FORMAT} | wanted, indent=2))
+        os.replace(tmp, marker)
+
+    context = TrialContext(study.name, profile, sweep, str(runs_dir), user_overrides)
+    # The Tune trial only drives its Train run; the Train workers hold the CPUs/GPUs. Tune refuses an empty
+    # request, so the driver asks for a token amount of memory (bytes) and no CPU.
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, context=context), {"CPU": 0, "memory": 1024**2}
+    )
+    total = study.num_trials(profile)
+    run_config = tune.RunConfig(
+        name=study.name,
+        storage_path=str(storage),
+        verbose=0,  # our progress callback says what happened, one line per event
+        callbacks=[SweepProgress(total, write)],
+        failure_config=tune.FailureConfig(max_failures=1),
+    )
+    if resume and tune.Tuner.can_restore(str(directory)):
+        write(f"resuming sweep '{study.name}' ({total} trials) in {directory}")
+        tuner = tune.Tuner.restore(
+            str(directory), trainable, resume_unfinished=True, resume_errored=False, restart_errored=True
+        )
+    else:
+        write(f"sweep '{study.name}', profile '{profile}': {total} trials in {directory}")
+        scheduler: Any = FIFOScheduler()
+        if study.scheduler == "asha":
+            scheduler = ASHAScheduler(
+                grace_period=study.asha_grace_period, reduction_factor=study.asha_reduction_factor, max_t=10_000
+            )
+        param_space: dict[str, Any] = {"grid": tune.grid_search(study.grid_points(profile))}
+        param_space |= {path: d.to_tune() for path, d in study.search.items()}
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                metric=study.metric,
+                mode=study.mode,
+                scheduler=scheduler,
+                num_samples=study.num_samples if study.search else 1,
+                max_concurrent_trials=sweep.max_concurrent_trials,
+            ),
+            run_config=run_config,
+        )
+    grid = tuner.fit()
+    failed = [trial_label(r.config or {}) + f": {str(r.error).splitlines()[0]}" for r in grid if r.error]
+    records = sorted(runs_dir.glob("*/record.parquet"))
+    return SweepOutcome(directory, finished=len(grid) - len(failed), failed=failed, records=records)
+

@@ -1,0 +1,158 @@
+"""Report tables out: a terminal table (rich), CSV, Parquet, Markdown or LaTeX.
+
+Numbers stay numbers in CSV and Parquet (read back, they equal the table); the text formats show
+floats with two decimals and empty cells as '-'. Files are written atomically (a temporary file in
+the same folder, then `os.replace`). Several tables go to one Markdown or LaTeX file, one after the
+other under their titles; for CSV and Parquet each gets its own file, `<stem>.<table>.<ext>`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from noisylab.errors import UserError
+
+FORMATS = ("table", "csv", "parquet", "markdown", "latex")
+EMPTY = "-"
+
+
+@dataclass(frozen=True)
+class Titled:
+    name: str  # short, for file names: pivot, best, selection, ...
+    title: str
+    frame: pl.DataFrame
+
+
+def cell_text(value: object) -> str:
+    if value is None:
+        return EMPTY
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def _numeric(dtype: pl.DataType) -> bool:
+    return dtype.is_numeric()
+
+
+# -------------------------------------------------------------------------------------------- text
+
+
+def to_markdown(frame: pl.DataFrame) -> str:
+    def esc(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    align = ["---:" if _numeric(t) else ":---" for t in frame.dtypes]
+    lines = [
+        "| " + " | ".join(esc(c) for c in frame.columns) + " |",
+        "| " + " | ".join(align) + " |",
+    ]
+    lines += ["| " + " | ".join(esc(cell_text(v)) for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "−": "-",
+    "×": r"$\times$",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def to_latex(frame: pl.DataFrame, title: str = "") -> str:
+    """A `table` float holding a `tabular` (only `\\hline`, so no extra LaTeX package is needed)."""
+    spec = "".join("r" if _numeric(t) else "l" for t in frame.dtypes)
+    lines = [r"\begin{table}[ht]", r"\centering"]
+    if title:
+        lines.append(rf"\caption{{{latex_escape(title)}}}")
+    lines += [rf"\begin{{tabular}}{{{spec}}}", r"\hline"]
+    lines.append(" & ".join(latex_escape(c) for c in frame.columns) + r" \\")
+    lines.append(r"\hline")
+    for row in frame.iter_rows():
+        lines.append(" & ".join(latex_escape(cell_text(v)) for v in row) + r" \\")
+    lines += [r"\hline", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_text(tables: Sequence[Titled], fmt: str) -> str:
+    """CSV (one table only), Markdown or LaTeX text of `tables`."""
+    if fmt == "csv":
+        if len(tables) != 1:
+            raise UserError("CSV on the terminal holds one table: choose one --table, or give --output FILE")
+        return tables[0].frame.write_csv()
+    if fmt == "markdown":
+        return "\n".join(f"### {t.title}\n\n{to_markdown(t.frame)}" for t in tables)
+    if fmt == "latex":
+        return "\n".join(to_latex(t.frame, t.title) for t in tables)
+    raise UserError(f"--format {fmt} cannot be shown on the terminal: give --output FILE")
+
+
+def print_tables(tables: Sequence[Titled], console: Console) -> None:
+    for t in tables:
+        table = Table(title=t.title, title_justify="left")
+        for name, dtype in t.frame.schema.items():
+            table.add_column(name, justify="right" if _numeric(dtype) else "left")
+        for row in t.frame.iter_rows():
+            table.add_row(*(cell_text(v) for v in row))
+        if t.frame.height == 0:
+            console.print(f"{t.title}: no rows", markup=False, highlight=False)
+        else:
+            console.print(table)
+
+
+# ------------------------------------------------------------------------------------------- files
+
+
+def write_tables(tables: Sequence[Titled], fmt: str, output: Path) -> list[Path]:
+    """Write `tables` to `output` (CSV/Parquet: one file per table when there are several). Returns the
+    files written."""
+    if fmt not in FORMATS or fmt == "table":
+        raise UserError(f"--output needs --format csv, parquet, markdown or latex, not {fmt}")
+    if output.is_dir():
+        raise UserError(f"--output {output} is a folder: give a file name, e.g. {output / ('report.' + fmt)}")
+    if not output.parent.exists():
+        raise UserError(f"--output {output}: the folder {output.parent} does not exist")
+    if fmt in ("markdown", "latex"):
+        text = render_text(tables, fmt)
+        _atomic(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        return [output]
+    written = []
+    for t in tables:
+        path = output if len(tables) == 1 else output.with_name(f"{output.stem}.{t.name}{output.suffix}")
+        if fmt == "csv":
+            _atomic(path, t.frame.write_csv)
+        else:
+            _atomic(path, t.frame.write_parquet)
+        written.append(path)
+    return written
+
+
+def _atomic(path: Path, write: Callable[[Path], object]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise UserError(f"cannot write {path} ({e.strerror or e})") from None
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,76 @@
+"""Figures: accuracy against noise rate per dataset, selection precision for pipeline runs; real PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from record_factory import iteration, make_record, stage, write_run
+from typer.testing import CliRunner
+
+from noisylab.cli import app
+from noisylab.plots import plot_records
+
+runner = CliRunner()
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _records() -> list[dict[str, object]]:
+    """cifar10: ce and the pipeline (with stages) at two rates, two seeds; fashion-mnist: ce only."""
+    out = []
+    for noise in ("idn:0.2", "idn:0.5"):
+        for seed in (0, 1):
+            out.append(make_record(method="ce", noise=noise, seed=seed, test_acc=0.7 - 0.1 * seed))
+            out.append(
+                make_record(
+                    method="paper",
+                    noise=noise,
+                    seed=seed,
+                    test_acc=0.8,
+                    stages=[stage(1, 1, 0.9), stage(1, 2, 0.92), stage(2, 1, 0.95)],
+                    iterations=[iteration(1, 0.9, 0.75), iteration(2, 0.93, 0.8)],
+                )
+            )
+    out.append(make_record(method="ce", dataset="fashion-mnist", noise="idn:0.3"))
+    return out
+
+
+def _is_png(path: Path) -> bool:
+    data = path.read_bytes()
+    return data[:8] == PNG and len(data) > 5_000
+
+
+def test_figures_per_dataset(tmp_path: Path) -> None:
+    written = plot_records(pl.DataFrame(_records()), tmp_path / "fig")
+    names = sorted(p.name for p in written)
+    # No selection figure for fashion-mnist: its only run is a baseline without stages.
+    assert names == ["accuracy-cifar10.png", "accuracy-fashion-mnist.png", "selection-cifar10.png"]
+    assert all(_is_png(p) for p in written)
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == names  # no temporary files left
+
+
+def test_plot_command(tmp_path: Path) -> None:
+    for record in _records():
+        write_run(tmp_path / "runs", record)
+    out = tmp_path / "figures" / "nested"
+    result = runner.invoke(app, ["plot", str(tmp_path / "runs"), "--out", str(out), "--metric", "f1"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "accuracy-cifar10.png",
+        "accuracy-fashion-mnist.png",
+        "selection-cifar10.png",
+    ]
+    assert all(_is_png(p) for p in out.iterdir())
+    assert str(out / "accuracy-cifar10.png") in result.stdout
+
+
+def test_plot_refuses_a_file_as_folder(tmp_path: Path) -> None:
+    write_run(tmp_path / "runs", make_record())
+    (tmp_path / "taken").write_text("x")
+    result = runner.invoke(app, ["plot", str(tmp_path / "runs"), "--out", str(tmp_path / "taken")])
+    assert result.exit_code == 2 and result.stderr.startswith("error: ") and "is a file" in result.stderr
+    assert (tmp_path / "taken").read_text() == "x"
+    result = runner.invoke(
+        app, ["plot", str(tmp_path / "runs"), "--out", str(tmp_path / "f"), "--study", "nope"]
+    )
+    assert result.exit_code == 2 and "no records of study 'nope'" in result.stderr

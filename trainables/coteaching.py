@@ -1,0 +1,158 @@
+"""Co-teaching (Han et al. 2018, "Co-teaching: Robust Training of Deep Neural Networks with Extremely
+Noisy Labels", NeurIPS).
+
+Two networks see the same mini-batches. Each ranks the batch by its own per-sample cross entropy and
+keeps the ⌊(1 − R(t))·B⌋ samples with the smallest losses; each network is then updated on the samples
+the OTHER network kept (the cross update), so the two filter different errors for each other. The
+share dropped grows over the first epochs, while networks still fit the clean samples first:
+
+    R(t) = τ · min(t / T_k, 1),  t = epochs done (0 in the first epoch),
+
+the official code's schedule (its first epoch drops nothing; its T_k-th drops τ·(T_k−1)/T_k).
+
+Paper defaults: τ = the noise rate ε (known in its experiments), T_k = 10, Adam lr 0.001, batch 128,
+200 epochs, the learning rate decayed linearly to 0 from epoch 80 (and Adam's β1 from 0.9 to 0.1).
+Here: `coteaching.forget_rate` (None = the run's noise rate; label-file noise must set it) and
+`coteaching.gradual_epochs` = T_k; budget, learning rate and optimiser are the baseline's
+(`baseline_epochs`, `baseline.lr` = Adam's 1e-3, `optimizer`), constant within the run, like `ce`, so
+the comparison holds budget and optimiser fixed.
+
+Both networks are one `TwinNetwork`: one stacked forward per batch, one optimiser over both (equal to
+one per network: the state is per parameter), one checkpoint. Test accuracy (`test_acc`) is the
+ensemble's, the arg-max of the mean of the two networks' logits; each network's own accuracy is
+recorded as `test_acc_net1` / `test_acc_net2` (the official code logs the two networks separately, so
+`test_acc_net1` is the figure to set beside the paper's).
+
+Epoch metrics: `forget_rate` (R(t)), `kept_fraction` (samples kept per network / samples seen),
+`kept_precision_net1`/`_net2` (share of each network's kept samples whose label is right, against the
+clean labels: diagnostics only, never read by training) and `seen_precision` (the same over all).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from noisylab import losses
+from noisylab.config import RunConfig
+from noisylab.engine import LossFn, Step, all_gather
+from noisylab.noise import NoiseSpec
+from noisylab.runtime import Context, TrainState, train_one_epoch
+from noisylab.twins import MEMBERS, both, evaluate_twin
+
+
+def forget_rate(cfg: RunConfig) -> float:
+    """τ: `coteaching.forget_rate`, or the run's noise rate (0 for `none`)."""
+    if cfg.coteaching.forget_rate is not None:
+        return cfg.coteaching.forget_rate
+    spec = NoiseSpec.parse(cfg.data.noise)
+    if spec.kind == "file":  # config.validate refuses this earlier, with the fix
+        raise ValueError("label-file noise has no rate: set coteaching.forget_rate")
+    return spec.rate
+
+
+def drop_rate(epochs_done: int, *, tau: float, gradual_epochs: int) -> float:
+    """R(t) = τ · min(t / T_k, 1): the share of each batch dropped after `epochs_done` = t epochs."""
+    return tau * min(epochs_done / gradual_epochs, 1.0)
+
+
+def kept_count(rate: float, batch: int) -> int:
+    """⌊(1 − R)·B⌋ samples kept of a batch of B (at least 1). The product is rounded to 9 decimals
+    first, so (1 − 0.2)·10 counts as 8, not 7.999…; the official code keeps int((1 − R)·B)."""
+    return max(1, math.floor(round((1.0 - rate) * batch, 9)))
+
+
+def coteaching_loss(per_sample: Tensor, *, keep: int) -> tuple[Tensor, Tensor]:
+    """The cross update of one batch.
+
+    per_sample: float [2, B], member m's loss on sample b (with gradients). Member m selects the `keep`
+    samples of smallest loss (ties: the earlier sample); member m is trained on the selection of the
+    other member 1 − m:
+
+        L = mean_{b ∈ S_2} ℓ_1(b) + mean_{b ∈ S_1} ℓ_2(b),   S_m = the `keep` smallest of ℓ_m
+
+    (the sum of the two networks' losses: with one optimiser over both, each network gets the gradient
+    of its own term). Returns (L scalar, selections bool [2, B], row m = S_m).
+    """
+    members, batch = per_sample.shape
+    if members != MEMBERS:
+        raise ValueError(
+            f"coteaching_loss needs the losses of 2 members [2, B], got {tuple(per_sample.shape)}"
+        )
+    if not 1 <= keep <= batch:
+        raise ValueError(f"keep must lie in [1, {batch}], got {keep}")
+    order = torch.argsort(per_sample.detach(), dim=1, stable=True)[:, :keep]  # (2, keep)
+    selected = torch.zeros_like(per_sample, dtype=torch.bool).scatter_(1, order, True)  # (2, B)
+    loss = per_sample[0][selected[1]].mean() + per_sample[1][selected[0]].mean()
+    return loss, selected
+
+
+class CoteachingMethod:
+    name = "coteaching"
+    networks = 2  # the worker builds a TwinNetwork
+
+    def schedule(self, cfg: RunConfig) -> list[Step]:
+        n, b = cfg.baseline_epochs, cfg.baseline
+        return [Step("train", e, n, b.lr, b.weight_decay) for e in range(1, n + 1)]
+
+    def init_state(self, ctx: Context, state: TrainState) -> None:
+        state.labels = ctx.noisy_labels.clone()  # never changed: Co-teaching selects, it does not relabel
+
+    def run_step(
+        self, step: Step, index: int, ctx: Context, state: TrainState, optimizer: torch.optim.Optimizer
+    ) -> dict[str, Any]:
+        assert state.labels is not None
+        cfg = ctx.cfg
+        rate = drop_rate(step.epoch - 1, tau=forget_rate(cfg), gradual_epochs=cfg.coteaching.gradual_epochs)
+        tally = torch.zeros(
+            5, dtype=torch.float64
+        )  # seen, kept (per member), right among kept 1, 2, right seen
+        metrics = train_one_epoch(ctx, step, index, optimizer, self.loss_fn(ctx, state.labels, rate, tally))
+        seen, kept, right1, right2, right = all_gather(tally.unsqueeze(0), ctx.world).sum(dim=0).tolist()
+        metrics |= {
+            "forget_rate": rate,
+            "kept_fraction": kept / seen,
+            "kept_precision_net1": right1 / kept,
+            "kept_precision_net2": right2 / kept,
+            "seen_precision": right / seen,
+        }
+        if cfg.eval_every == "epoch" or step.ends_phase:
+            metrics |= evaluate_twin(ctx)
+        return metrics
+
+    @staticmethod
+    def loss_fn(ctx: Context, labels: Tensor, rate: float, tally: Tensor) -> LossFn:
+        """Both members on the same weakly augmented batch (one stacked forward), the cross update of
+        `coteaching_loss`; `tally` [5] accumulates the diagnostics of the epoch on this rank."""
+        device = ctx.train_images.device
+
+        def fn(idx: Tensor, gen: torch.Generator) -> tuple[Tensor, int]:
+            x = ctx.augmenter.weak(ctx.train_images[idx.to(device)], gen)  # (B, C, H, W)
+            y = labels[idx].to(device)
+            logits = ctx.model(both(x))  # (2, B, K)
+            per_sample = torch.stack([losses.cross_entropy(logits[m], y) for m in range(MEMBERS)])  # (2, B)
+            keep = kept_count(rate, len(idx))
+            loss, selected = coteaching_loss(per_sample, keep=keep)
+            right = (labels[idx] == ctx.clean_labels[idx]).to(device)  # (B,) diagnostics only
+            tally.add_(
+                torch.tensor(
+                    [
+                        len(idx),
+                        keep,
+                        int((selected[0] & right).sum()),
+                        int((selected[1] & right).sum()),
+                        int(right.sum()),
+                    ],
+                    dtype=torch.float64,
+                )
+            )
+            return loss, MEMBERS * len(idx)
+
+        return fn
+
+
+def coteaching_method() -> CoteachingMethod:
+    return CoteachingMethod()
