@@ -137,7 +137,9 @@ def sweep(
     resume: Annotated[
         bool, typer.Option("--resume", help="continue an interrupted sweep; finished trials are kept")
     ] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the trials and check them; run nothing")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list the trials and check them; run nothing")
+    ] = False,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="override a config field in every trial: --set data.root=/data/cifar"),
@@ -145,6 +147,13 @@ def sweep(
     address: Annotated[
         str | None, typer.Option(help="attach to a running Ray cluster (auto, or ray://host:10001)")
     ] = None,
+    autoscaling: Annotated[
+        bool,
+        typer.Option(
+            "--autoscaling",
+            help="the cluster adds GPU/CPU nodes on demand: don't refuse trials it can't place yet",
+        ),
+    ] = False,
 ) -> None:
     """Run a whole study with Ray Tune: one Ray Train run per trial, every record in one store."""
     from noisylab.config import parse_assignment
@@ -166,12 +175,14 @@ def sweep(
             user_overrides=overrides,
             resume=resume,
             address=address,
+            autoscaling=autoscaling,
             write=lambda line: err.print(line, markup=False, highlight=False),
         )
     except UserError as e:
         raise fail(str(e)) from None
     err.print(
-        f"{outcome.finished} trials finished, {len(outcome.failed)} failed; {len(outcome.records)} records in "
+        f"{outcome.finished} trials finished, {len(outcome.failed)} failed; "
+        f"{len(outcome.records)} records in "
         f"{outcome.directory}\n`noisylab report {outcome.directory}` prints the tables",
         markup=False,
         highlight=False,

@@ -43,7 +43,8 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu-small": Profile(
         "cpu-small",
-        "studies of many runs on a 2-core CPU: 1,500 training / 1,000 test images (class-balanced), ResNet-18 "
+        "studies of many runs on a 2-core CPU: 1,500 training / 1,000 test images (class-balanced), "
+        "ResNet-18 "
         "at width 8, 5 SimCLR epochs, batch 128; warm-up and all 4 refinement iterations with the report's "
         "epochs and stages (30 supervised epochs, also every baseline's budget), learning rates ×10",
         {

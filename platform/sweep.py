@@ -2,7 +2,7 @@
 
 Layout of a sweep under the storage folder:
 
-    <storage>/<study>/study.json                what was asked (study, profile, overrides): a resume must match
+    <storage>/<study>/study.json                what was asked (study, profile, overrides)
     <storage>/<study>/runs/<run>/record.parquet every finished trial's record (same schema as `noisylab run`)
     <storage>/<study>/runs/<run>/checkpoint_*   the trial's Train checkpoints (a restarted trial resumes)
     <storage>/<study>/...                       Tune's experiment state (what `--resume` restores)
@@ -125,17 +125,23 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     )
 
 
-def check_cluster(sweep: SweepProfile, profile: str, study: str, address: str | None) -> None:
-    """A trial that asks for more than the cluster has would wait forever: refuse it up front."""
+def check_cluster(
+    sweep: SweepProfile, profile: str, study: str, address: str | None, *, autoscaling: bool = False
+) -> None:
+    """A trial that asks for more than the cluster has would wait forever: refuse it up front. An
+    autoscaling cluster (cluster.yaml starts with no GPU workers) adds nodes when trials ask for them."""
     import ray
 
+    if autoscaling:
+        return
     res = ray.cluster_resources()
     where = f"the cluster at {address}" if address else "this machine"
     gpus = sweep.gpus_per_trial
     if gpus > 0 and res.get("GPU", 0) < gpus:
         raise UserError(
             f"profile '{profile}' of study '{study}' asks for {gpus:g} GPU(s) per trial, but {where} has "
-            f"{res.get('GPU', 0):g}: use --profile cpu, or --address a GPU cluster"
+            f"{res.get('GPU', 0):g}: use --profile cpu, or --address a GPU cluster (add --autoscaling if it "
+            "starts GPU nodes on demand)"
         )
     cpus = sweep.cpus_per_trial * sweep.workers_per_trial
     if res.get("CPU", 0) < cpus:
@@ -180,6 +186,7 @@ def run_sweep(
     user_overrides: dict[str, Any] | None = None,
     resume: bool = False,
     address: str | None = None,
+    autoscaling: bool = False,
     write: Callable[[str], None] = print,
 ) -> SweepOutcome:
     """Run (or resume) every trial of `study`; returns where the records are and what failed."""
@@ -189,6 +196,12 @@ def run_sweep(
     from noisylab.sweep_progress import SweepProgress, trial_label
 
     user_overrides = user_overrides or {}
+    if "://" in str(storage):
+        # Every trial writes its record and resumes from its checkpoints through the file system.
+        raise UserError(
+            f"--storage {storage}: sweeps need a file system path shared by every node (e.g. EFS at "
+            "/mnt/noisylab, see cluster.yaml); `noisylab report` reads s3:// and gs:// stores"
+        )
     plan(study, profile, user_overrides)  # every problem with the study is found before Ray starts
     sweep = study.profile(profile)
     storage = storage.resolve()
@@ -203,7 +216,7 @@ def run_sweep(
     # accuracy); ASHA skips such results, Tune's strict check would fail the trial on them.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     init_ray(address)
-    check_cluster(sweep, profile, study.name, address)
+    check_cluster(sweep, profile, study.name, address, autoscaling=autoscaling)
     runs_dir = directory / RUNS_DIR
     runs_dir.mkdir(parents=True, exist_ok=True)
     marker = directory / STUDY_FILE
@@ -236,7 +249,9 @@ def run_sweep(
         scheduler: Any = FIFOScheduler()
         if study.scheduler == "asha":
             scheduler = ASHAScheduler(
-                grace_period=study.asha_grace_period, reduction_factor=study.asha_reduction_factor, max_t=10_000
+                grace_period=study.asha_grace_period,
+                reduction_factor=study.asha_reduction_factor,
+                max_t=10_000,
             )
         param_space: dict[str, Any] = {"grid": tune.grid_search(study.grid_points(profile))}
         param_space |= {path: d.to_tune() for path, d in study.search.items()}
@@ -253,7 +268,7 @@ def run_sweep(
             run_config=run_config,
         )
     grid = tuner.fit()
-    failed = [trial_label(r.config or {}) + f": {str(r.error).splitlines()[0]}" for r in grid if r.error]
+    results = [grid[i] for i in range(len(grid))]
+    failed = [trial_label(r.config or {}) + f": {str(r.error).splitlines()[0]}" for r in results if r.error]
     records = sorted(runs_dir.glob("*/record.parquet"))
     return SweepOutcome(directory, finished=len(grid) - len(failed), failed=failed, records=records)
-

@@ -73,7 +73,9 @@ def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, *, in_ray:
             _tensor(bundle.train_images), flip=cfg.data.flip, crop_padding=cfg.data.crop_padding
         ),
         progress=tqdm_progress(show, in_ray=in_ray),
-        log=_epoch_logger(in_ray=in_ray) if world.is_main and spec.epoch_lines else None,  # the run's log, even without bars
+        log=_epoch_logger(in_ray=in_ray)
+        if world.is_main and spec.epoch_lines
+        else None,  # the run's log, even without bars
     )
 
 

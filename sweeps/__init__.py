@@ -21,7 +21,14 @@ from typing import Any, Literal
 from noisylab.config import field_paths
 from noisylab.errors import UserError
 
-STUDY_MODULES = ("paper_table2", "paper_table3", "medical", "stages_thresholds", "fmnist_cpu", "fmnist_methods")
+STUDY_MODULES = (
+    "paper_table2",
+    "paper_table3",
+    "medical",
+    "stages_thresholds",
+    "fmnist_cpu",
+    "fmnist_methods",
+)
 
 
 @dataclass(frozen=True)
@@ -134,7 +141,8 @@ def get_study(name: str) -> Study:
         return _study_from_file(Path(name))
     if name not in STUDY_MODULES:
         raise UserError(
-            f"unknown study '{name}': choose one of {', '.join(STUDY_MODULES)}, or pass a .py file defining STUDY"
+            f"unknown study '{name}': choose one of {', '.join(STUDY_MODULES)}, "
+            "or pass a .py file defining STUDY"
         )
     module = importlib.import_module(f"noisylab.sweeps.{name}")
     study: Study = module.STUDY

@@ -1,6 +1,6 @@
 """Every method side by side on Fashion-MNIST under IDN 20/30/50 %: the same data, noise, backbone,
 optimiser and epoch budget (the `cpu-small` profile), two seeds; sized to finish on a 2-core CPU in
-about an hour. Published anchors (Yao et al. 2021, full data, 150 epochs) are in `noisylab report --vs-paper`."""
+about an hour. Published anchors (Yao et al. 2021, full data, 150 epochs): `noisylab report --vs-paper`."""
 
 from noisylab.sweeps import Study, SweepProfile, gpu_profile
 

@@ -24,7 +24,7 @@ LRS = (
 
 STUDY = Study(
     name="stages_thresholds",
-    description="random search: stage epochs × selection threshold × lr schedule, ASHA, across noise/datasets",
+    description="random search: stage epochs × selection threshold × lr schedule, ASHA, noise × datasets",
     grid={
         "method": ("paper",),
         "data.dataset": ("cifar10", "fashion-mnist"),
