@@ -132,8 +132,8 @@ def sweep(
         str | None, typer.Option(help="gpu or cpu; default: gpu if CUDA is available, else cpu")
     ] = None,
     storage: Annotated[
-        Path, typer.Option(help="folder for studies: each study's trials, records and Tune state")
-    ] = Path("studies"),
+        str, typer.Option(help="folder for studies (shared by all nodes): trials, records, Tune state")
+    ] = "studies",
     resume: Annotated[
         bool, typer.Option("--resume", help="continue an interrupted sweep; finished trials are kept")
     ] = False,

@@ -217,6 +217,8 @@ def _fit_with_ray(
 def init_ray(address: str | None) -> None:
     import ray
 
+    if address is not None:
+        check_reachable(address)
     if ray.is_initialized():
         return
     # Train's controller collects each epoch's report on this poll; its 2 s default would stall short
@@ -233,6 +235,27 @@ def init_ray(address: str | None) -> None:
     except ConnectionError as e:
         raise UserError(
             f"cannot reach a Ray cluster at {address}: {e}; check the address (ray status)"
+        ) from None
+
+
+def check_reachable(address: str, *, timeout_s: float = 5.0) -> None:
+    """Ray retries an unreachable GCS for minutes; a plain TCP connect says in seconds that nobody listens.
+    `auto` (the cluster this machine belongs to) and `local` are Ray's to resolve."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    hostport = address.removeprefix("ray://").split("/")[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address}: expected host:port, ray://host:port or auto")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise UserError(
+            f"cannot reach a Ray cluster at {address} ({e.strerror or e}): check the address (`ray status` "
+            "on the head node prints it)"
         ) from None
 
 

@@ -182,7 +182,7 @@ def run_sweep(
     study: Study,
     *,
     profile: str,
-    storage: Path,
+    storage: Path | str,
     user_overrides: dict[str, Any] | None = None,
     resume: bool = False,
     address: str | None = None,
@@ -202,6 +202,7 @@ def run_sweep(
             f"--storage {storage}: sweeps need a file system path shared by every node (e.g. EFS at "
             "/mnt/noisylab, see cluster.yaml); `noisylab report` reads s3:// and gs:// stores"
         )
+    storage = Path(storage)
     plan(study, profile, user_overrides)  # every problem with the study is found before Ray starts
     sweep = study.profile(profile)
     storage = storage.resolve()
@@ -236,7 +237,7 @@ def run_sweep(
         name=study.name,
         storage_path=str(storage),
         verbose=0,  # our progress callback says what happened, one line per event
-        callbacks=[SweepProgress(total, write)],
+        callbacks=[SweepProgress(total)],
         failure_config=tune.FailureConfig(max_failures=1),
     )
     if resume and tune.Tuner.can_restore(str(directory)):

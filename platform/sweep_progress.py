@@ -6,6 +6,7 @@ its callbacks with the experiment so a resumed sweep keeps reporting.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,29 +25,31 @@ def _short(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
+def write_stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 class SweepProgress(Callback):
-    def __init__(self, total: int, write: Callable[[str], None]) -> None:
+    """Counts come from the trials' states, so a resumed sweep counts the trials it finished before.
+    `write` must pickle (Tune stores its callbacks with the experiment): a module-level function."""
+
+    def __init__(self, total: int, write: Callable[[str], None] = write_stderr) -> None:
         self.total = total
         self.write = write
-        self.done = 0
-        self.failed = 0
-        self.running: set[str] = set()
 
-    def _line(self, event: str, trial: Any, extra: str = "") -> None:
-        head = f"[{self.done}/{self.total} done · {len(self.running)} running · {self.failed} failed]"
+    def _line(self, trials: list[Any], event: str, trial: Any, extra: str = "") -> None:
+        states = [t.status for t in trials]
+        done, running, failed = (states.count(s) for s in ("TERMINATED", "RUNNING", "ERROR"))
+        head = f"[{done}/{self.total} done · {running} running · {failed} failed]"
         self.write(f"{head} {event} {trial_label(trial.config)}{extra}")
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.running.add(trial.trial_id)
-        self._line("started", trial)
+        self._line(trials, "started", trial)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.running.discard(trial.trial_id)
-        self.done += 1
         acc = (trial.last_result or {}).get("test_acc")
-        self._line("finished", trial, f": test acc {100 * acc:.2f} %" if acc is not None else "")
+        self._line(trials, "finished", trial, f": test acc {100 * acc:.2f} %" if acc is not None else "")
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.running.discard(trial.trial_id)
-        self.failed += 1
-        self._line("FAILED", trial, f" (logs in {trial.local_path})")
+        self._line(trials, "FAILED", trial, f" (logs in {trial.local_path})")
