@@ -12,7 +12,8 @@ STUDY = Study(
         "data.noise": ("idn:0.3",),
     },
     profiles={
-        "cpu": SweepProfile("cpu-small", seeds=(0, 1), max_concurrent_trials=1),
+        # Two one-CPU trials at once: one trial's Ray start-up overlaps the other's training.
+        "cpu": SweepProfile("cpu-small", seeds=(0, 1), max_concurrent_trials=2),
         "gpu": gpu_profile(),
     },
 )
