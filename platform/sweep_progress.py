@@ -39,7 +39,9 @@ class SweepProgress(Callback):
         self.write = write
 
     def _line(self, trials: list[Any], event: str, trial: Any, extra: str = "") -> None:
-        states = [t.status for t in trials]
+        # Tune calls back before it updates the trial's status: count this trial as the event leaves it.
+        after = {"started": "RUNNING", "finished": "TERMINATED", "FAILED": "ERROR"}[event]
+        states = [after if t is trial else t.status for t in trials]
         done, running, failed = (states.count(s) for s in ("TERMINATED", "RUNNING", "ERROR"))
         head = f"[{done}/{self.total} done · {running} running · {failed} failed]"
         self.write(f"{head} {event} {trial_label(trial.config)}{extra}")
