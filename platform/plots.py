@@ -15,11 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from noisylab.errors import UserError
 from noisylab.report import METRICS, cells, metric_column, noise_label
+
+PALETTE = colormaps["tab20"]
+MARKERS = ("o", "s", "^", "D")
 
 DPI = 120  # dots per inch of the written PNGs
 SIZE = (6.4, 4.2)  # inches, one panel
@@ -56,14 +60,17 @@ def accuracy_figure(table: pl.DataFrame, dataset: str, metric: str) -> Figure:
     ax = fig.add_subplot()
     keys = ["method"] + [k for k in ("model", "profile") if table[k].n_unique() > 1]
     several_kinds = table["noise_kind"].n_unique() > 1
-    for (kind, *_), sub in table.group_by(["noise_kind", *keys], maintain_order=True):
+    groups = table.group_by(["noise_kind", *keys], maintain_order=True)
+    for i, ((kind, *_), sub) in enumerate(groups):
         sub = sub.sort("noise_rate")
         label = _line_name(sub.row(0, named=True), keys) + (f" ({kind})" if several_kinds else "")
         ax.errorbar(
             (sub["noise_rate"] * 100).to_list(),
             sub["mean_pct"].to_list(),
             yerr=sub["std_pct"].fill_null(0.0).to_list(),
-            marker="o",
+            # A comparison has a dozen lines: 20 distinct colours, and the marker changes every 10 lines.
+            color=PALETTE(i % 20),
+            marker=MARKERS[(i // 10) % len(MARKERS)],
             capsize=3,
             label=label,
         )
