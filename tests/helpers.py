@@ -37,3 +37,17 @@ def digits_context(cfg: RunConfig) -> Context:
     ctx = build_context(spec, bundle, World(), in_ray=False)
     ctx.log = None
     return ctx
+
+
+# A pipeline schedule short enough for tests and long enough to learn the digits (every phase kept).
+PIPELINE_LEARNS: dict[str, Any] = {
+    "data.train_subset": 1000,
+    "pretrain.epochs": 2,
+    "warmup.epochs": 6,
+    "warmup.lr": 3e-3,
+    "refine.iterations": 2,
+    "refine.epochs": (3, 3),
+    "refine.stages": ((2, 3), (2, 3)),
+    "refine.lrs": (1e-3, 3e-4),
+    "batch_size": 64,
+}

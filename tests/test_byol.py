@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import digits_config, digits_context
+from helpers import PIPELINE_LEARNS, digits_config, digits_context
 
 from noisylab import byol, losses
 from noisylab.config import ModelConfig
@@ -168,17 +168,7 @@ def test_an_epoch_trains_online_and_predictor_and_keeps_the_ema_target(digits_np
 
 # ------------------------------------------------------------------------------------------ runs
 
-LEARNS: dict[str, Any] = {
-    "data.train_subset": 1000,
-    "pretrain.epochs": 2,
-    "warmup.epochs": 6,
-    "warmup.lr": 3e-3,
-    "refine.iterations": 2,
-    "refine.epochs": (3, 3),
-    "refine.stages": ((2, 3), (2, 3)),
-    "refine.lrs": (1e-3, 3e-4),
-    "batch_size": 64,
-}
+LEARNS = PIPELINE_LEARNS
 
 
 def test_paper_byol_pretrains_with_byol_and_learns(digits_npz: Path, tmp_path: Path) -> None:

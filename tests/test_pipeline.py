@@ -7,24 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import digits_config
+from helpers import PIPELINE_LEARNS, digits_config
 
 from noisylab.config import RunConfig
 from noisylab.runner import execute
 from noisylab.trainables.paper import pipeline_schedule
 
 # Enough training on 1,000 digits for the selection to mean something, in ~10 s on 2 cores.
-LEARNS: dict[str, Any] = {
-    "data.train_subset": 1000,
-    "pretrain.epochs": 2,
-    "warmup.epochs": 6,
-    "warmup.lr": 3e-3,
-    "refine.iterations": 2,
-    "refine.epochs": (3, 3),
-    "refine.stages": ((2, 3), (2, 3)),
-    "refine.lrs": (1e-3, 3e-4),
-    "batch_size": 64,
-}
+LEARNS = PIPELINE_LEARNS
 
 
 def test_schedule_is_the_reports() -> None:

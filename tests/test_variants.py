@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import digits_config
+from helpers import PIPELINE_LEARNS, digits_config
 
 from noisylab.config import RunConfig, validate
 from noisylab.profiles import make_config
@@ -54,17 +54,7 @@ def test_every_variant_is_the_pipeline_under_its_own_name() -> None:
     assert VARIANTS["paper_focal"] == {"loss.main": "focal"}
 
 
-LEARNS: dict[str, Any] = {
-    "data.train_subset": 1000,
-    "pretrain.epochs": 2,
-    "warmup.epochs": 6,
-    "warmup.lr": 3e-3,
-    "refine.iterations": 2,
-    "refine.epochs": (3, 3),
-    "refine.stages": ((2, 3), (2, 3)),
-    "refine.lrs": (1e-3, 3e-4),
-    "batch_size": 64,
-}
+LEARNS = PIPELINE_LEARNS
 
 
 @pytest.mark.parametrize("variant", ["paper_focal", "paper_swce_focal"])
