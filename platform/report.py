@@ -363,24 +363,32 @@ _SELECTION_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+def _per_step_means(
+    records: pl.DataFrame, column: str, keys: list[str], aggs: list[pl.Expr], schema: dict[str, pl.DataType]
+) -> pl.DataFrame:
+    """Explode the per-step list `column` of every record and average `aggs` over seeds per method ×
+    model × profile × dataset × noise × `keys`, with the number of runs `n`."""
+    rows = _exploded(records, column)
+    if rows is None:
+        return pl.DataFrame(schema=schema)
+    out = (
+        rows.group_by([*_GROUP, *keys])
+        .agg(pl.col("run_id").n_unique().cast(pl.UInt32).alias("n"), *aggs)
+        .sort("dataset", "noise_kind", "noise_rate", "method", "model", "profile", *keys)
+    )
+    return _conform(_labelled(out), schema)
+
+
 def selection_table(records: pl.DataFrame) -> pl.DataFrame:
     """Per method × dataset × noise × refinement iteration × stage: the mean over seeds of the
     selected set's size, precision (share of selected samples whose label is right) and recall (share
     of right labels that were selected), against the clean labels."""
-    rows = _exploded(records, "stages")
-    if rows is None:
-        return pl.DataFrame(schema=_SELECTION_SCHEMA)
-    out = (
-        rows.group_by([*_GROUP, "iteration", "stage"])
-        .agg(
-            pl.col("run_id").n_unique().cast(pl.UInt32).alias("n"),
-            pl.col("selected_size").cast(pl.Float64).mean(),
-            _pct("selected_precision"),
-            _pct("selected_recall"),
-        )
-        .sort("dataset", "noise_kind", "noise_rate", "method", "model", "profile", "iteration", "stage")
-    )
-    return _conform(_labelled(out), _SELECTION_SCHEMA)
+    aggs = [
+        pl.col("selected_size").cast(pl.Float64).mean(),
+        _pct("selected_precision"),
+        _pct("selected_recall"),
+    ]
+    return _per_step_means(records, "stages", ["iteration", "stage"], aggs, _SELECTION_SCHEMA)
 
 
 _REFINEMENT_SCHEMA: dict[str, pl.DataType] = {
@@ -402,21 +410,13 @@ def refinement_table(records: pl.DataFrame) -> pl.DataFrame:
     """Per method × dataset × noise × refinement iteration: the mean over seeds of the consensus set's
     size, the share of its new labels that are right, how many labels changed, and the accuracy of
     the whole training label vector afterwards."""
-    rows = _exploded(records, "iterations")
-    if rows is None:
-        return pl.DataFrame(schema=_REFINEMENT_SCHEMA)
-    out = (
-        rows.group_by([*_GROUP, "iteration"])
-        .agg(
-            pl.col("run_id").n_unique().cast(pl.UInt32).alias("n"),
-            pl.col("consensus_size").cast(pl.Float64).mean(),
-            _pct("consensus_label_precision"),
-            pl.col("relabelled").cast(pl.Float64).mean(),
-            _pct("label_acc"),
-        )
-        .sort("dataset", "noise_kind", "noise_rate", "method", "model", "profile", "iteration")
-    )
-    return _conform(_labelled(out), _REFINEMENT_SCHEMA)
+    aggs = [
+        pl.col("consensus_size").cast(pl.Float64).mean(),
+        _pct("consensus_label_precision"),
+        pl.col("relabelled").cast(pl.Float64).mean(),
+        _pct("label_acc"),
+    ]
+    return _per_step_means(records, "iterations", ["iteration"], aggs, _REFINEMENT_SCHEMA)
 
 
 # ---------------------------------------------------------------------------------------------- time
