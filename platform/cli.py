@@ -127,7 +127,9 @@ def run(
 
 @app.command()
 def sweep(
-    study: Annotated[str, typer.Argument(help="a study in noisylab.sweeps (`noisylab studies` lists them)")],
+    study: Annotated[
+        str, typer.Argument(help="a study name (`noisylab studies` lists them) or a .py file defining STUDY")
+    ],
     profile: Annotated[
         str | None, typer.Option(help="gpu or cpu; default: gpu if CUDA is available, else cpu")
     ] = None,
