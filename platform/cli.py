@@ -27,9 +27,9 @@ out = Console()
 err = Console(stderr=True)
 
 
-def fail(message: str) -> typer.Exit:
+def fail(message: str, code: int = UserError.exit_code) -> typer.Exit:
     err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
+    return typer.Exit(code=code)
 
 
 def default_profile() -> str:
@@ -114,7 +114,7 @@ def run(
             on_start=announce,
         )
     except UserError as e:
-        raise fail(str(e)) from None
+        raise fail(str(e), e.exit_code) from None
     if outcome.already_done:
         err.print(
             f"run '{outcome.name}' had already finished; showing its record "
@@ -181,7 +181,7 @@ def sweep(
             write=lambda line: err.print(line, markup=False, highlight=False),
         )
     except UserError as e:
-        raise fail(str(e)) from None
+        raise fail(str(e), e.exit_code) from None
     err.print(
         f"{outcome.finished} trials finished, {len(outcome.failed)} failed; "
         f"{len(outcome.records)} records in "
@@ -328,7 +328,7 @@ def report(
         else:
             typer.echo(render_text(tables, format_), nl=False)
     except UserError as e:
-        raise fail(str(e)) from None
+        raise fail(str(e), e.exit_code) from None
 
 
 @app.command()
@@ -352,7 +352,7 @@ def plot(
                 raise UserError(f"no records of study '{study}' in {', '.join(locations)}")
         written = plot_records(records, out_dir, metric=metric)
     except UserError as e:
-        raise fail(str(e)) from None
+        raise fail(str(e), e.exit_code) from None
     for path in written:
         typer.echo(str(path))
 

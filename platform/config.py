@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
@@ -328,6 +330,9 @@ def _type_name(tp: Any) -> str:
 
 
 def _build(cls: type[C], data: dict[str, Any], prefix: str) -> C:
+    if not isinstance(data, dict):
+        where = f"'{prefix.rstrip('.')}'" if prefix else "a saved config"
+        raise UserError(f"{where} must be a JSON object of config fields, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
@@ -349,6 +354,7 @@ def validate(cfg: RunConfig, *, methods: tuple[str, ...]) -> RunConfig:
     """Check every cross-field rule once, at the edge; raise UserError with the fix."""
     if cfg.method not in methods:
         raise UserError(f"unknown method '{cfg.method}': choose one of {', '.join(methods)}")
+    _validate_floats(cfg)
     _positive("batch_size", cfg.batch_size, minimum=2)
     from noisylab.noise import NoiseSpec  # noise depends on config-free code only; parse checks rates
 
@@ -386,6 +392,27 @@ def validate(cfg: RunConfig, *, methods: tuple[str, ...]) -> RunConfig:
     _validate_methods(cfg)
     _validate_two_networks(cfg)
     return cfg
+
+
+# Float fields whose name says they are a rate, threshold, temperature, weight or learning rate: never
+# negative. By name, so a section added later is covered without a line here.
+_NON_NEGATIVE = re.compile(r"(^|_)(lrs?|rate|threshold|temperature|weight|decay|momentum|tau)(_|$)")
+
+
+def _validate_floats(cfg: RunConfig) -> None:
+    """Every float field (and every float in a tuple field) is finite: `inf` or `nan` would train to NaN
+    and be recorded as a result. Rates, thresholds, temperatures, weights and learning rates are ≥ 0."""
+    flat = cfg.to_dict()
+    for path in field_paths():
+        value: Any = flat
+        for part in path.split("."):
+            value = value[part]
+        values = value if isinstance(value, tuple | list) else (value,)
+        floats = [v for v in values if isinstance(v, float)]
+        if not all(math.isfinite(v) for v in floats):
+            raise UserError(f"config field '{path}' must be a finite number, got {value}")
+        if _NON_NEGATIVE.search(path.rsplit(".", 1)[-1]) and any(v < 0 for v in floats):
+            raise UserError(f"config field '{path}' must be ≥ 0, got {value}")
 
 
 def _validate_methods(cfg: RunConfig) -> None:
@@ -501,6 +528,12 @@ def _positive(name: str, value: int, *, minimum: int) -> None:
 
 def load_config_json(path: Path) -> RunConfig:
     try:
-        return RunConfig.from_dict(json.loads(path.read_text()))
-    except (OSError, json.JSONDecodeError) as e:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"cannot read the config {path}: {e}") from None
+    try:
+        return RunConfig.from_dict(data)
+    except UserError as e:
+        raise UserError(
+            f"{path} is not a noisylab config ({e}): move it away or pass another --name"
+        ) from None

@@ -56,6 +56,12 @@ class Step:
         return self.epoch == self.epochs
 
     @property
+    def place(self) -> str:
+        """Where this epoch sits, for messages: `epoch 2 of iteration 1 of phase refine`."""
+        it = f"iteration {self.iteration} of " if self.iteration else ""
+        return f"epoch {self.epoch} of {it}phase {self.phase}"
+
+    @property
     def label(self) -> str:
         it = f" it{self.iteration}" if self.iteration else ""
         return f"{self.phase}{it} {self.epoch}/{self.epochs}"

@@ -12,3 +12,10 @@ class UserError(Exception):
     """Bad input: a one-line message that names the problem and the fix."""
 
     exit_code = 2
+
+
+class Interrupted(UserError):
+    """Ctrl-C during training: one line saying where the run stopped and how to resume; exit 130 (the
+    shell's code for SIGINT)."""
+
+    exit_code = 130

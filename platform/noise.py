@@ -19,9 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any, Literal, cast, get_args
 
 import numpy as np
 
+from noisylab.atomic import write_with
 from noisylab.errors import UserError
 
 NoiseKind = Literal["none", "idn", "symmetric", "pair", "file"]
@@ -226,16 +225,8 @@ def _read_cache(path: Path, *, num_samples: int, num_classes: int) -> np.ndarray
 
 
 def _write_atomically(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and rename: readers (other trials sharing the cache) never see a half file.
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    # Readers (other trials sharing the cache) never see a half file.
+    write_with(path, lambda handle: np.save(handle, array, allow_pickle=False))
 
 
 # ------------------------------------------------------------------------------------------ generators

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from noisylab.atomic import write_with
 from noisylab.errors import UserError
 from noisylab.report import METRICS, cells, metric_column, noise_label
 
@@ -166,11 +166,6 @@ def _slug(name: str) -> str:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    """Atomically: a temporary PNG in the same folder, then `os.replace`."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Atomically (`atomic.write_with`): a half-drawn PNG never takes the name."""
+    write_with(path, lambda f: fig.savefig(f, format="png"))
     return path

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import uuid
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from noisylab.atomic import write_with
 from noisylab.config import RunConfig
 from noisylab.noise import NoiseSpec
 from noisylab.prepare import DataBundle
@@ -136,14 +136,9 @@ def build_record(
 
 
 def write_record(record: dict[str, Any], path: Path) -> None:
-    """Atomic: the Parquet goes to a temporary name in the same folder, then replaces `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pl.DataFrame([record]).write_parquet(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Atomic (`atomic.write_with`): a reader sees the whole record or none."""
+    frame = pl.DataFrame([record])
+    write_with(path, frame.write_parquet)
 
 
 def read_record(path: Path) -> dict[str, Any]:

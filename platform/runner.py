@@ -8,33 +8,44 @@ Layout of a run under the storage folder (default `./runs`):
 
 Running the same command again resumes an unfinished run from its last checkpoint, and reports a
 finished one without training; a run name that holds another config is refused.
+
+Two commands started together with the same `--name` must not share a folder: the first to link its
+`config.json` into place (an exclusive create, `atomic.write_text(exclusive=True)`) owns the name, and
+a lock (`.lock`, `flock`, released when the process ends, even by a crash) keeps a second process of
+the same config from training into the folder at the same time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from noisylab.atomic import AlreadyExists, storage_error, write_text, write_with
 from noisylab.config import RunConfig, load_config_json, validate
-from noisylab.errors import UserError
+from noisylab.errors import Interrupted, UserError
 from noisylab.models import build_model
+from noisylab.names import check_component
 from noisylab.prepare import prepare_data
 from noisylab.results import RECORD_FILE, build_record, now, read_record, write_record
-from noisylab.trainables import method_names, method_networks
+from noisylab.runtime import STATE_FILE, load_payload
+from noisylab.trainables import get_method, method_names, method_networks
 from noisylab.worker import WorkerSpec, run_local, train_loop
 
 CONFIG_FILE = "config.json"
 LABELS_FILE = "final_labels.npy"  # the training labels at the end (refined by the pipeline)
+LOCK_FILE = ".lock"
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,77 @@ def check_run_dir(directory: Path, cfg: RunConfig) -> bool:
     return True
 
 
+def finished_record(directory: Path, cfg: RunConfig) -> dict[str, Any] | None:
+    """The record of a finished run of this very config, None when the run has not finished."""
+    path = directory / RECORD_FILE
+    if not path.exists():
+        return None
+    try:
+        record = read_record(path)
+        found = record["fingerprint"]
+    except Exception as e:
+        raise UserError(
+            f"{path} is damaged ({type(e).__name__}): delete it to train the run again, "
+            "or pass another --name"
+        ) from None
+    if found != cfg.fingerprint():
+        raise UserError(
+            f"run '{directory.name}' finished with another config (record {found}, now {cfg.fingerprint()}): "
+            "use another --name, or repeat the original options to show it"
+        )
+    return record
+
+
+def check_checkpoints(directory: Path, cfg: RunConfig) -> None:
+    """Every checkpoint a resume would read must load and belong to this config, checked here in the
+    driver so a damaged or foreign one is one line, not a failure inside a worker."""
+    for path in _checkpoint_files(directory):
+        found = load_payload(path).get("fingerprint")
+        if found != cfg.fingerprint():
+            raise UserError(
+                f"checkpoint {path} belongs to another config ({found}, this run {cfg.fingerprint()}): "
+                "move the run folder away or pass another --name"
+            )
+
+
+def check_storage(storage: Path) -> None:
+    if storage.exists() and not storage.is_dir():
+        raise UserError(f"--storage {storage} is a file, not a folder: choose a folder for the runs")
+
+
+@contextlib.contextmanager
+def run_lock(directory: Path) -> Iterator[None]:
+    """Hold the run folder for this process; a second process training the same run is refused."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise storage_error(directory, e) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"run '{directory.name}' is being trained by another process right now: wait for it to "
+                "end (then run the same command to see it), or pass another --name"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def claim(directory: Path, cfg: RunConfig) -> bool:
+    """Write config.json unless it is there; True when the run resumes. Exclusive: of two processes
+    that both saw no config, the second finds the first's and is checked against it."""
+    try:
+        write_text(
+            directory / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, sort_keys=True), exclusive=True
+        )
+    except AlreadyExists:
+        return check_run_dir(directory, cfg)
+    return False
+
+
 def check_resources(cfg: RunConfig) -> int:
     """CPUs per worker; refuses more workers than this machine has CPUs (or GPUs with --gpu)."""
     cpus = os.cpu_count() or 1
@@ -78,7 +160,8 @@ def check_resources(cfg: RunConfig) -> int:
             raise UserError(f"{cfg.workers} GPU workers asked for, but this machine has {gpus} GPU(s)")
     if cfg.workers > cpus:
         raise UserError(
-            f"{cfg.workers} workers asked for, but this machine has {cpus} CPUs: use --workers ≤ {cpus}"
+            f"--workers {cfg.workers} asks for more workers than this machine's {cpus} CPUs: "
+            f"use --workers ≤ {cpus} (each worker needs a CPU)"
         )
     return max(1, cpus // max(cfg.workers, 1))
 
@@ -105,15 +188,24 @@ def execute(
 
     A sweep passes its trial's `study`/`params` (stored in the record), the trial's CPUs per worker, and
     Train callbacks (Tune's report callback, so every epoch's metrics reach the Tune scheduler)."""
-    validate(cfg, methods=method_names())
-    name = name or default_name(cfg)
-    directory = storage.resolve() / name
-    record_path = directory / RECORD_FILE
-    resumed = check_run_dir(directory, cfg)
-    if record_path.exists():
-        return RunOutcome(name, directory, read_record(record_path), resumed=False, already_done=True)
-    if cpus_per_worker is None:
+    if cpus_per_worker is None:  # first: `--workers 99` is about CPUs, whatever else it breaks
         cpus_per_worker = check_resources(cfg) if address is None else 1
+    validate(cfg, methods=method_names())
+    if not use_ray and address is not None:
+        raise UserError(
+            f"--address {address} needs Ray workers, but --workers 0 runs in this process without Ray: "
+            "drop --address, or pass --workers 1 or more"
+        )
+    name = check_component(name, "--name") if name is not None else default_name(cfg)
+    check_storage(storage)
+    directory = storage.resolve() / name
+    check_run_dir(directory, cfg)
+    record = finished_record(directory, cfg)
+    if record is not None:
+        return RunOutcome(name, directory, record, resumed=False, already_done=True)
+    check_checkpoints(directory, cfg)
+    if address is not None:
+        check_reachable(address)
     bundle = prepare_data(cfg)
     # Build the network(s) once here, as the workers will, so an impossible model fails before any starts.
     build_model(
@@ -124,10 +216,57 @@ def execute(
         in_chans=bundle.train_images.shape[1],
         image_size=bundle.train_images.shape[-1],
     )
-    directory.mkdir(parents=True, exist_ok=True)
-    if not resumed:
-        _write_text_atomic(directory / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+    if use_ray and cfg.workers > 0:
+        init_ray(address)  # before the folder is claimed: a cluster that cannot be reached leaves nothing
+    with run_lock(directory):
+        record = finished_record(directory, cfg)  # another process may have finished it meanwhile
+        if record is not None:
+            return RunOutcome(name, directory, record, resumed=False, already_done=True)
+        resumed = claim(directory, cfg)
+        check_checkpoints(directory, cfg)
+        return _train(
+            cfg,
+            name,
+            directory,
+            resumed=resumed,
+            bundle=bundle,
+            progress=progress,
+            address=address,
+            use_ray=use_ray,
+            fail_at_step=fail_at_step,
+            max_failures=max_failures,
+            on_start=on_start,
+            study=study,
+            params=params,
+            cpus_per_worker=cpus_per_worker,
+            gpus_per_worker=gpus_per_worker,
+            epoch_lines=epoch_lines,
+            train_callbacks=train_callbacks,
+        )
 
+
+def _train(
+    cfg: RunConfig,
+    name: str,
+    directory: Path,
+    *,
+    resumed: bool,
+    bundle: Any,
+    progress: bool,
+    address: str | None,
+    use_ray: bool,
+    fail_at_step: int | None,
+    max_failures: int,
+    on_start: Callable[[str], None] | None,
+    study: str | None,
+    params: dict[str, Any] | None,
+    cpus_per_worker: float,
+    gpus_per_worker: float,
+    epoch_lines: bool,
+    train_callbacks: list[Any] | None,
+) -> RunOutcome:
+    """Fit (or resume) the claimed run, then write its labels and, last, its record."""
+    record_path = directory / RECORD_FILE
     if on_start is not None:
         on_start(f"{'resuming' if resumed else 'starting'} run '{name}' in {directory}")
     started, t0 = now(), time.perf_counter()
@@ -139,18 +278,23 @@ def execute(
         progress=progress,
         epoch_lines=epoch_lines,
     )
-    if use_ray:
-        result = _fit_with_ray(
-            spec,
-            directory,
-            cpus_per_worker,
-            gpus_per_worker,
-            address=address,
-            max_failures=max_failures,
-            callbacks=train_callbacks or [],
-        )
-    else:
-        result = run_local(spec, directory)
+    try:
+        if use_ray:
+            result = _fit_with_ray(
+                spec,
+                directory,
+                cpus_per_worker,
+                gpus_per_worker,
+                address=address,
+                max_failures=max_failures,
+                callbacks=train_callbacks or [],
+            )
+        else:
+            result = run_local(spec, directory)
+    except KeyboardInterrupt:
+        raise Interrupted(interrupted_at(directory, cfg)) from None
+    if "error" in result:  # a worker stopped the run for a reason the user can fix (e.g. diverged)
+        raise UserError(result["error"])
     labels = result["labels"]
     record = build_record(
         cfg,
@@ -209,6 +353,8 @@ def _fit_with_ray(
     )
     result = trainer.fit()
     value = getattr(result, "return_value", None)
+    if isinstance(value, dict) and "error" in value:
+        return value
     if not isinstance(value, dict):
         raise RuntimeError(f"the training run returned no outcome (error: {result.error})")
     return value
@@ -259,14 +405,26 @@ def check_reachable(address: str, *, timeout_s: float = 5.0) -> None:
         ) from None
 
 
+def interrupted_at(directory: Path, cfg: RunConfig) -> str:
+    """Where a Ctrl-C stopped the run: the epoch after its newest checkpoint (local or Ray Train)."""
+    done = 0
+    paths = _checkpoint_files(directory)
+    with contextlib.suppress(UserError):
+        if paths:
+            done = int(load_payload(max(paths, key=lambda p: p.stat().st_mtime))["state"]["step"])
+    schedule = get_method(cfg.method).schedule(cfg)
+    step = schedule[min(done, len(schedule) - 1)]
+    return (
+        f"interrupted at {step.place} ({done} of {len(schedule)} epochs saved); "
+        "run the same command to resume"
+    )
+
+
+def _checkpoint_files(directory: Path) -> list[Path]:
+    """state.pt of a run without Ray, and of every Ray Train checkpoint folder."""
+    found = [directory / STATE_FILE, *directory.glob(f"checkpoint_*/{STATE_FILE}")]
+    return [p for p in found if p.is_file()]
+
+
 def _save_labels(path: Path, labels: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, labels.astype(np.int64), allow_pickle=False)
-    os.replace(tmp, path)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_with(path, lambda f: np.save(f, labels.astype(np.int64), allow_pickle=False))

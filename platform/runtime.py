@@ -7,7 +7,7 @@ The loop is the same with Ray Train (`RayReporter`, any number of workers) and w
 
 from __future__ import annotations
 
-import os
+import math
 import random
 import tempfile
 from collections.abc import Callable
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from noisylab.atomic import write_with
 from noisylab.config import Optimizer, RunConfig
 from noisylab.data.augment import Augmenter
 from noisylab.engine import (
@@ -32,6 +33,7 @@ from noisylab.engine import (
     no_progress,
     train_epoch,
 )
+from noisylab.errors import UserError
 
 STATE_FILE = "state.pt"
 
@@ -147,15 +149,24 @@ class RayReporter:
 
 
 def save_payload(payload: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # atomic: a crash mid-save leaves the previous checkpoint intact
+    # Atomic: a crash or a full disk mid-save leaves the previous checkpoint intact and no temporary file.
+    write_with(path, lambda f: torch.save(payload, f))
 
 
 def load_payload(path: Path) -> dict[str, Any]:
-    # Our own checkpoints only hold tensors, numbers, strings and containers of them.
-    payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    # Our own checkpoints only hold tensors, numbers, strings and containers of them: weights_only
+    # refuses anything else, so nothing in the file can run.
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(
+            f"checkpoint {path} is damaged or not noisylab's ({type(e).__name__}): delete it to restart "
+            "from the previous checkpoint (or from the start)"
+        ) from None
+    if not isinstance(payload, dict) or "fingerprint" not in payload:
+        raise UserError(
+            f"checkpoint {path} is not a noisylab checkpoint: move it away or pass another --name"
+        )
     return payload
 
 
@@ -228,7 +239,9 @@ def run_schedule(
     resumed = payload is not None
     if payload is not None:
         if payload["fingerprint"] != fingerprint:
-            raise RuntimeError("checkpoint belongs to another config")  # the driver checks this first
+            raise UserError(  # the driver checks this first (runner.check_checkpoints)
+                f"the checkpoint belongs to another config ({payload['fingerprint']}, this run {fingerprint})"
+            )
         state = TrainState.from_dict(payload["state"])
         ctx.net.load_state_dict(payload["model"])
         if payload["optimizer"] is not None and state.step < len(schedule):
@@ -250,6 +263,7 @@ def run_schedule(
         if optimizer is None or step.starts_phase:
             optimizer = make_optimizer(ctx.net, step, ctx.cfg.optimizer, momentum=ctx.cfg.sgd_momentum)
         metrics = method.run_step(step, index, ctx, state, optimizer)
+        check_finite_loss(metrics, step)  # before the report: the last good checkpoint stays the newest
         metrics = {
             "step": index,
             "phase": step.phase,
@@ -276,6 +290,17 @@ def run_schedule(
             on_step(index, step, metrics)
     ctx.progress = bars
     return state
+
+
+def check_finite_loss(metrics: dict[str, Any], step: Step) -> None:
+    """Once per epoch: a NaN or infinite training loss (all-reduced, so every rank agrees) ends the run
+    with one line instead of training on to a meaningless record."""
+    loss = float(metrics.get("train_loss", 0.0))
+    if not math.isfinite(loss):
+        raise UserError(
+            f"training diverged: the loss became {loss} at {step.place}; the last good "
+            "checkpoint is kept: lower the learning rate (--set ...lr=) and start a new run (--name)"
+        )
 
 
 def describe(metrics: dict[str, Any]) -> str:

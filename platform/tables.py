@@ -1,22 +1,23 @@
 """Report tables out: a terminal table (rich), CSV, Parquet, Markdown or LaTeX.
 
 Numbers stay numbers in CSV and Parquet (read back, they equal the table); the text formats show
-floats with two decimals and empty cells as '-'. Files are written atomically (a temporary file in
-the same folder, then `os.replace`). Several tables go to one Markdown or LaTeX file, one after the
-other under their titles; for CSV and Parquet each gets its own file, `<stem>.<table>.<ext>`.
+floats with two decimals and empty cells as '-'. Files are written atomically (`noisylab.atomic`).
+Several tables go to one Markdown or LaTeX file, one after the other under their titles; for CSV
+and Parquet each gets its own file, `<stem>.<table>.<ext>`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from noisylab.atomic import write_with
 from noisylab.errors import UserError
 
 FORMATS = ("table", "csv", "parquet", "markdown", "latex")
@@ -134,7 +135,7 @@ def write_tables(tables: Sequence[Titled], fmt: str, output: Path) -> list[Path]
         raise UserError(f"--output {output}: the folder {output.parent} does not exist")
     if fmt in ("markdown", "latex"):
         text = render_text(tables, fmt)
-        _atomic(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        _atomic(output, lambda f: f.write(text.encode("utf-8")))
         return [output]
     written = []
     for t in tables:
@@ -147,12 +148,5 @@ def write_tables(tables: Sequence[Titled], fmt: str, output: Path) -> list[Path]
     return written
 
 
-def _atomic(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise UserError(f"cannot write {path} ({e.strerror or e})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+def _atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    write_with(path, write)

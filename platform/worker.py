@@ -20,6 +20,7 @@ import torch
 from noisylab.config import RunConfig
 from noisylab.data.augment import Augmenter
 from noisylab.engine import Bar, ProgressFactory, World, no_progress
+from noisylab.errors import UserError
 from noisylab.models import build_model
 from noisylab.prepare import DataBundle
 from noisylab.runtime import Context, LocalReporter, RayReporter, Reporter, TrainState, run_schedule
@@ -120,13 +121,18 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         ctx.model = ray.train.torch.prepare_model(
             ctx.net, parallel_strategy_kwargs={"find_unused_parameters": True}
         )
-    state = run_schedule(
-        get_method(spec.cfg.method),
-        ctx,
-        RayReporter(world),
-        fingerprint=spec.fingerprint,
-        fail_at_step=spec.fail_at_step,
-    )
+    try:
+        state = run_schedule(
+            get_method(spec.cfg.method),
+            ctx,
+            RayReporter(world),
+            fingerprint=spec.fingerprint,
+            fail_at_step=spec.fail_at_step,
+        )
+    except UserError as e:
+        # Every rank sees the same all-reduced loss, so all stop here together; the driver turns the
+        # message back into a UserError (a raised one would reach it as a worker-group traceback).
+        return {"error": str(e)} if world.is_main else None
     return outcome(state) if world.is_main else None
 
 
