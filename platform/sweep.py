@@ -5,15 +5,27 @@ Layout of a sweep under the storage folder:
     <storage>/<study>/study.json                what was asked (study, profile, overrides)
     <storage>/<study>/runs/<run>/record.parquet every finished trial's record (same schema as `noisylab run`)
     <storage>/<study>/runs/<run>/checkpoint_*   the trial's Train checkpoints (a restarted trial resumes)
-    <storage>/<study>/...                       Tune's experiment state (what `--resume` restores)
+    <storage>/<study>/...                       Tune's experiment state (written by Tune, never read back)
 
 A trial's run folder is named after its config (`runner.default_name`, which holds the config's
 fingerprint), so a trial that Tune starts again finds its own checkpoint or finished record: a record is
 written once, atomically, and never overwritten, whether the sweep is resumed or a trial failed.
+
+Why `--resume` does not call `Tuner.restore`: Tune's experiment state (`tuner.pkl`, the trial and
+searcher state) is pickled, and unpickling runs whatever a file names. A study folder on shared storage
+can be written by anyone who can write there, so restoring from it would run their code under our
+account. Signing those files (an HMAC kept in `study.json`) only helps if every write of Tune's state is
+signed, and Tune rewrites it throughout a sweep; a run killed between two writes could then never resume.
+noisylab does not need Tune's state at all: a resumed sweep is a new `Tuner` over the same trials, and
+each trial resumes from noisylab's own files (a finished record is shown, not retrained; Train
+checkpoints are `torch.load`ed with `weights_only=True` and checked against the config's fingerprint).
+Sampled search spaces draw the same values again because the searcher is seeded from the study's name.
+An ASHA-stopped trial is started again on resume and its scheduler decides afresh from the checkpoint.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -21,8 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from noisylab.atomic import write_text
 from noisylab.config import RunConfig, validate
 from noisylab.errors import UserError
+from noisylab.names import check_component
 from noisylab.profiles import make_config
 from noisylab.runner import default_name, execute, init_ray
 from noisylab.sweeps import Choice, LogUniform, Study, SweepProfile, Uniform
@@ -178,6 +192,11 @@ def _check_study_dir(directory: Path, wanted: dict[str, Any], *, resume: bool) -
             )
 
 
+def search_seed(study: str) -> int:
+    """The searcher's seed: a resumed sweep draws the same samples, so its trials find their folders."""
+    return int.from_bytes(hashlib.sha256(study.encode()).digest()[:4], "big")
+
+
 def run_sweep(
     study: Study,
     *,
@@ -192,6 +211,7 @@ def run_sweep(
     """Run (or resume) every trial of `study`; returns where the records are and what failed."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import BasicVariantGenerator
 
     from noisylab.sweep_progress import SweepProgress, trial_label
 
@@ -203,6 +223,9 @@ def run_sweep(
             "/mnt/noisylab, see cluster.yaml); `noisylab report` reads s3:// and gs:// stores"
         )
     storage = Path(storage)
+    check_component(study.name, "study name")
+    if storage.exists() and not storage.is_dir():
+        raise UserError(f"--storage {storage} is a file, not a folder: choose a folder for the studies")
     plan(study, profile, user_overrides)  # every problem with the study is found before Ray starts
     sweep = study.profile(profile)
     storage = storage.resolve()
@@ -222,9 +245,7 @@ def run_sweep(
     runs_dir.mkdir(parents=True, exist_ok=True)
     marker = directory / STUDY_FILE
     if not marker.exists():
-        tmp = marker.with_name(f".{STUDY_FILE}.tmp")
-        tmp.write_text(json.dumps({"format": STUDY_FORMAT} | wanted, indent=2))
-        os.replace(tmp, marker)
+        write_text(marker, json.dumps({"format": STUDY_FORMAT} | wanted, indent=2))
 
     context = TrialContext(study.name, profile, sweep, str(runs_dir), user_overrides)
     # The Tune trial only drives its Train run; the Train workers hold the CPUs/GPUs. Tune refuses an empty
@@ -240,34 +261,35 @@ def run_sweep(
         callbacks=[SweepProgress(total)],
         failure_config=tune.FailureConfig(max_failures=1),
     )
-    if resume and tune.Tuner.can_restore(str(directory)):
+    # Never `Tuner.restore` (see the module docstring): the same trials again, each resuming from its
+    # own run folder.
+    if resume:
         write(f"resuming sweep '{study.name}' ({total} trials) in {directory}")
-        tuner = tune.Tuner.restore(
-            str(directory), trainable, resume_unfinished=True, resume_errored=False, restart_errored=True
-        )
     else:
         write(f"sweep '{study.name}', profile '{profile}': {total} trials in {directory}")
-        scheduler: Any = FIFOScheduler()
-        if study.scheduler == "asha":
-            scheduler = ASHAScheduler(
-                grace_period=study.asha_grace_period,
-                reduction_factor=study.asha_reduction_factor,
-                max_t=10_000,
-            )
-        param_space: dict[str, Any] = {"grid": tune.grid_search(study.grid_points(profile))}
-        param_space |= {path: d.to_tune() for path, d in study.search.items()}
-        tuner = tune.Tuner(
-            trainable,
-            param_space=param_space,
-            tune_config=tune.TuneConfig(
-                metric=study.metric,
-                mode=study.mode,
-                scheduler=scheduler,
-                num_samples=study.num_samples if study.search else 1,
-                max_concurrent_trials=sweep.max_concurrent_trials,
-            ),
-            run_config=run_config,
+    scheduler: Any = FIFOScheduler()
+    if study.scheduler == "asha":
+        scheduler = ASHAScheduler(
+            grace_period=study.asha_grace_period,
+            reduction_factor=study.asha_reduction_factor,
+            max_t=10_000,
         )
+    param_space: dict[str, Any] = {"grid": tune.grid_search(study.grid_points(profile))}
+    param_space |= {path: d.to_tune() for path, d in study.search.items()}
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=study.metric,
+            mode=study.mode,
+            scheduler=scheduler,
+            num_samples=study.num_samples if study.search else 1,
+            search_alg=BasicVariantGenerator(
+                max_concurrent=sweep.max_concurrent_trials, random_state=search_seed(study.name)
+            ),
+        ),
+        run_config=run_config,
+    )
     grid = tuner.fit()
     results = [grid[i] for i in range(len(grid))]
     failed = [trial_label(r.config or {}) + f": {str(r.error).splitlines()[0]}" for r in results if r.error]

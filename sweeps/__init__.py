@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import itertools
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +157,19 @@ def _study_from_file(path: Path) -> Study:
     if spec is None or spec.loader is None:
         raise UserError(f"{path} is not a Python module")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise UserError(
+            f"{path}:{e.lineno}: syntax error in the study file ({e.msg}); fix that line"
+        ) from None
+    except UserError:
+        raise
+    except Exception as e:  # the user's code failed: say where, not with a traceback of ours
+        frames = traceback.extract_tb(e.__traceback__)
+        lines = [f.lineno for f in frames if Path(f.filename).resolve() == path.resolve()]
+        where = f"{path}:{lines[-1]}" if lines else str(path)
+        raise UserError(f"{where}: the study file raised {type(e).__name__}: {e}; fix that line") from None
     study = getattr(module, "STUDY", None)
     if not isinstance(study, Study):
         raise UserError(f"{path} defines no STUDY = noisylab.sweeps.Study(...)")
