@@ -355,6 +355,9 @@ def validate(cfg: RunConfig, *, methods: tuple[str, ...]) -> RunConfig:
     if cfg.method not in methods:
         raise UserError(f"unknown method '{cfg.method}': choose one of {', '.join(methods)}")
     _validate_floats(cfg)
+    for name, seed in (("seed", cfg.seed), ("data.subset_seed", cfg.data.subset_seed)):
+        if not 0 <= seed < 2**32:  # numpy's and torch's seeders take unsigned 32-bit seeds at least
+            raise UserError(f"{name} must lie in 0..{2**32 - 1}, got {seed}")
     _positive("batch_size", cfg.batch_size, minimum=2)
     from noisylab.noise import NoiseSpec  # noise depends on config-free code only; parse checks rates
 

@@ -469,7 +469,8 @@ def _load_torch(path: Path) -> Any:
 
 
 # How torch's weights-only unpickler names an object it refused to build.
-_REFUSED_OBJECT = re.compile(r"Unsupported global: GLOBAL \S+|but got <[^>]+>")
+# Torch 2.14 words it "Trying to load unsupported GLOBAL posix.system whose module posix is blocked".
+_REFUSED_OBJECT = re.compile(r"[Uu]nsupported (?:global: )?GLOBAL [\w.]+|but got <[^>]+>")
 
 
 def _short_reason(exc: BaseException) -> str:
@@ -480,13 +481,20 @@ def _short_reason(exc: BaseException) -> str:
         return match.group(0)
     # Torch wraps the unpickler's own complaint in paragraphs of advice; keep only the complaint.
     _, marker, detail = text.partition("WeightsUnpickler error:")
-    lines = [line.strip() for line in (detail if marker else text).splitlines() if line.strip()]
+    # Never repeat torch's advice to retry with weights_only=False: that would run the file's code.
+    lines = [
+        line.strip()
+        for line in (detail if marker else text).splitlines()
+        if line.strip() and "weights_only" not in line and "Weights only load failed" not in line
+    ]
     return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 def _select_key(obj: Any, *, key: str | None, path: Path) -> Any:
     if isinstance(obj, dict):
         keys = ", ".join(sorted(str(k) for k in obj))
+        if key is None and len(obj) == 1:
+            return next(iter(obj.values()))  # one label set: nothing to choose
         if key is None:
             raise UserError(f"{path.name} holds several label sets ({keys}): pick one with file:{path}#KEY")
         if key not in obj:

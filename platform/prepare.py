@@ -14,6 +14,7 @@ import numpy as np
 
 from noisylab.config import RunConfig
 from noisylab.data import ImageSet, load_dataset
+from noisylab.errors import UserError
 from noisylab.noise import NoiseSpec, NoisyLabels, make_noisy_labels, transition_matrix
 
 
@@ -55,6 +56,16 @@ def _subset(s: ImageSet, n: int | None, seed: int) -> np.ndarray:
     return np.arange(len(labels)) if n is None else balanced_subset(labels, n, seed=seed)
 
 
+def check_geometry(size: tuple[int, ...], crop_padding: int) -> None:
+    """Reflect padding needs a pad smaller than the image; found here, before any worker starts."""
+    if crop_padding >= min(size):
+        raise UserError(
+            f"the images are {size[0]}×{size[1]} pixels, too small for data.crop_padding={crop_padding} "
+            f"(the padding must be smaller than the image): lower it with --set data.crop_padding=N "
+            "or enlarge the images with --set data.image_size=N"
+        )
+
+
 def prepare_data(cfg: RunConfig) -> DataBundle:
     """Noise is drawn on the whole training set (label files such as CIFAR-10N cover all of it), then
     the subset is taken; the realised rate and transition matrix describe the subset actually used."""
@@ -62,6 +73,7 @@ def prepare_data(cfg: RunConfig) -> DataBundle:
     spec = NoiseSpec.parse(d.noise)
     ds = load_dataset(d.dataset, Path(d.root) if d.root else None, image_size=d.image_size)
     all_x, all_y = ds.train.images.numpy(), ds.train.labels.numpy().astype(np.int64)
+    check_geometry(all_x.shape[-2:], d.crop_padding)
     noisy_all = make_noisy_labels(
         spec,
         images=all_x,

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from noisylab.data.folders import DEFAULT_IMAGE_SIZE
-from noisylab.data.images import Dataset, ImageSet, labels_tensor, numeric_class_names, read_images
+from noisylab.data.images import (
+    Dataset,
+    ImageSet,
+    count_classes,
+    labels_tensor,
+    numeric_class_names,
+    read_images,
+)
 from noisylab.errors import UserError
 
 CHAOYANG_CLASSES: tuple[str, ...] = ("normal", "serrated", "adenocarcinoma", "adenoma")
@@ -44,11 +51,6 @@ def _read_entries(path: Path) -> list[tuple[Path, int]]:
                 f"{path} entry {position} ({entry['name']}) has non-integer label {label!r}; "
                 "labels must be class indices 0..K-1"
             )
-        if label < 0:
-            raise UserError(
-                f"{path} entry {position} ({entry['name']}) has label {label}, outside the classes; "
-                "labels must be class indices 0..K-1"
-            )
         pairs.append((root / entry["name"], label))
     return pairs
 
@@ -59,7 +61,10 @@ def load_chaoyang(root: Path, *, image_size: int | None = None) -> Dataset:
         raise UserError(f"Chaoyang not found: {root} is not a folder; {_HINT}")
     size = DEFAULT_IMAGE_SIZE if image_size is None else image_size
     splits = {split: _read_entries(root / f"{split}.json") for split in ("train", "test")}
-    num_classes = 1 + max(label for pairs in splits.values() for _, label in pairs)
+    num_classes = max(
+        count_classes([label for _, label in pairs], root / f"{split}.json")
+        for split, pairs in splits.items()
+    )
     classes = CHAOYANG_CLASSES if num_classes == len(CHAOYANG_CLASSES) else numeric_class_names(num_classes)
     sets = {
         split: ImageSet(

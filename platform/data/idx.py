@@ -62,6 +62,8 @@ def _load_split(
     labels_path = find_idx_file(name, root, f"{prefix}-labels-idx1-ubyte")
     images = read_idx(images_path, magic=IMAGES_MAGIC)
     labels = read_idx(labels_path, magic=LABELS_MAGIC)
+    if images.shape[0] == 0:
+        raise UserError(f"{images_path} holds no images; the file is empty or cut short: download it again")
     if images.shape[0] != labels.shape[0]:
         raise UserError(
             f"{images_path} holds {images.shape[0]} images but {labels_path} holds {labels.shape[0]} labels; "

@@ -131,8 +131,33 @@ def labels_tensor(values: Sequence[int] | np.ndarray) -> torch.Tensor:
     return torch.as_tensor(np.asarray(values, dtype=np.int64).reshape(-1))
 
 
+# Formats that store only integer labels take K = largest label + 1. One absurd label (2**31 - 1) would
+# then size a class list, a transition matrix and a classifier head: refuse it first. ImageNet-21k has
+# about 21,800 classes; nothing noisylab trains comes near this cap.
+MAX_CLASSES = 100_000
+
+
+def count_classes(labels: Sequence[int] | np.ndarray, source: object) -> int:
+    """K = largest label + 1, after checking every label lies in 0..MAX_CLASSES-1 (no allocation is
+    sized by the labels' range before this check)."""
+    array = np.asarray(labels)
+    if array.size == 0:
+        raise UserError(f"{source} holds no labels; every split needs labelled images")
+    low, high = int(array.min()), int(array.max())
+    if low < 0:
+        raise UserError(f"{source} contains label {low}; labels must be class indices 0..K-1: fix the labels")
+    if high >= MAX_CLASSES:
+        raise UserError(
+            f"{source} contains label {high}, which would make {high + 1:,} classes "
+            f"(at most {MAX_CLASSES:,}); labels must be class indices 0..K-1: fix the labels"
+        )
+    return high + 1
+
+
 def numeric_class_names(num_classes: int) -> tuple[str, ...]:
     """ "0".."K-1": for formats that store only integer labels."""
+    if not 0 < num_classes <= MAX_CLASSES:
+        raise UserError(f"{num_classes} classes is outside 1..{MAX_CLASSES:,}: fix the labels")
     return tuple(str(k) for k in range(num_classes))
 
 

@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from noisylab.data.images import Dataset, ImageSet, labels_tensor, numeric_class_names, resize_batch
+from noisylab.data.images import (
+    Dataset,
+    ImageSet,
+    count_classes,
+    labels_tensor,
+    numeric_class_names,
+    resize_batch,
+)
 from noisylab.errors import UserError
 
 _KEYS = ("train_images", "train_labels", "test_images", "test_labels")
@@ -80,10 +87,9 @@ def _labels(array: np.ndarray, key: str, path: Path, count: int) -> np.ndarray:
         raise UserError(
             f"{path}: {key} has {array.shape[0]} labels for {count} images; the arrays must match"
         )
-    if array.size and array.min() < 0:
-        raise UserError(
-            f"{path}: {key} contains label {int(array.min())}, outside the classes 0..K-1; fix the labels"
-        )
+    if array.size == 0:
+        raise UserError(f"{path}: {key} is empty; both splits need images and labels")
+    count_classes(array, f"{path}: {key}")
     return array.astype(np.int64)
 
 
@@ -105,7 +111,7 @@ def load_npz(root: Path, *, image_size: int | None = None) -> Dataset:
             f"{path}: train images are {tuple(images['train'].shape[1:])} but test images are "
             f"{tuple(images['test'].shape[1:])} (C, H, W); both splits must have the same geometry"
         )
-    num_classes = 1 + max(int(labels[s].max()) for s in labels if labels[s].size)
+    num_classes = max(count_classes(labels[s], path) for s in labels)
     classes = numeric_class_names(num_classes)
     sets = {
         split: ImageSet(resize_batch(images[split], image_size), labels_tensor(labels[split]), classes)
