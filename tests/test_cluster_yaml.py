@@ -177,7 +177,13 @@ def test_every_node_runs_the_ray_gpu_image_of_the_pinned_version() -> None:
     requires_python = SpecifierSet(_pyproject()["project"]["requires-python"])
     for name in _node_names(config):
         image, _ = _docker(config, name)
-        m = re.fullmatch(r"rayproject/ray:(?P<ray>[^-]+)-py(?P<major>3)(?P<minor>\d+)-gpu", image)
+        # Pinned by content next to the tag. The digest is 64 hex digits once filled; until then the
+        # documented placeholder keeps the reference invalid, so no unpinned image is ever pulled.
+        m = re.fullmatch(
+            r"rayproject/ray:(?P<ray>[^-]+)-py(?P<major>3)(?P<minor>\d+)-gpu"
+            r"@sha256:(?P<digest>[0-9a-f]{64}|IMAGE_DIGEST)",
+            image,
+        )
         assert m, f"{name}: {image} is not a rayproject/ray GPU image"
         assert m["ray"] == ray_version, f"{name}: image has Ray {m['ray']}, pyproject pins {ray_version}"
         assert f"{m['major']}.{m['minor']}" in requires_python, f"{name}: {image} vs {requires_python}"
@@ -215,13 +221,37 @@ def test_setup_installs_noisylab_from_the_synced_working_tree() -> None:
     assert (ROOT / "pyproject.toml").is_file()
     # torch is pinned exactly; on the GPU image pip must find the CUDA build of that version.
     assert _pinned("torch") and _pinned("torchvision")
-    install = re.compile(
-        rf"\bpip install -e {re.escape(synced[0])}(\s|$).*"
-        r"--extra-index-url https://download\.pytorch\.org/whl/cu\d+"
+    install = re.compile(rf"\bpip install -e {re.escape(synced[0])}(\s|$)")
+    # The CUDA index serves torch alone (--index-url, its own step); no index is added for everything.
+    torch_step = re.compile(
+        rf"\bpip install torch=={re.escape(_pinned('torch'))} "
+        rf"torchvision=={re.escape(_pinned('torchvision'))} "
+        r"--index-url https://download\.pytorch\.org/whl/cu\d+$"
     )
     for name in _node_names(config):
         commands = _setup_commands(config, name)
         assert any(install.search(c) for c in commands), f"{name}: noisylab is not installed: {commands}"
+        torch_at = [i for i, c in enumerate(commands) if torch_step.search(c)]
+        noisylab_at = [i for i, c in enumerate(commands) if install.search(c)]
+        assert torch_at and torch_at[0] < noisylab_at[0], f"{name}: torch is not installed first: {commands}"
+        assert not any("--extra-index-url" in c for c in commands), f"{name}: an extra index for all"
+
+
+def test_imds_needs_a_token_and_stays_on_the_host() -> None:
+    config = _prepared(_raw())
+    for name, node in config["available_node_types"].items():
+        options = node["node_config"].get("MetadataOptions", {})
+        assert options.get("HttpTokens") == "required", f"{name}: IMDSv1 is on"
+        assert options.get("HttpPutResponseHopLimit") == 1, f"{name}: containers can reach IMDS"
+
+
+def test_the_shared_store_is_encrypted_in_transit_and_not_world_writable() -> None:
+    config = _prepared(_raw())
+    for name in _node_names(config):
+        host = " ".join(_initialization_commands(config, name))
+        assert re.search(rf"\bmount -t efs -o (\S*,)?tls\b[^;&|]*\s{re.escape(SHARED)}\b", host), name
+        modes = re.findall(r"chmod (\d{3,4}) " + re.escape(SHARED), host)
+        assert modes and all(int(m[-1]) == 0 for m in modes), f"{name}: {SHARED} open to others: {modes}"
 
 
 def test_no_port_but_ssh_is_open_to_the_internet() -> None:
@@ -268,6 +298,9 @@ def test_ray_starts_with_token_authentication_on_every_node() -> None:
             c for c in _setup_commands(config, name) if token_mounts[0] in c and "~/.ray/auth_token" in c
         ]
         assert installs, f"{name}: the token is not put where Ray looks for it"
+        joined = " ".join(_setup_commands(config, name))
+        assert f"chmod 600 {token_mounts[0]}" in joined, f"{name}: the synced token is readable by others"
+        assert "install -m 600" in joined or "chmod 600 ~/.ray/auth_token" in joined, name
     head = " ".join(config["head_start_ray_commands"])
     worker = " ".join(config["worker_start_ray_commands"])
     for start in (head, worker):
