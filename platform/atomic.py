@@ -30,6 +30,7 @@ _USER_ERRNOS = {
     errno.EACCES: "permission denied",
     errno.EPERM: "permission denied",
     errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "a part of the path is a file, not a folder",  # mkdir over a file
 }
 
 

@@ -1,22 +1,16 @@
-"""The command line: a happy path, and every kind of bad input ending in one line and exit code 2."""
+"""The command line: a happy path and the installed script (bad inputs: tests/test_bad_inputs.py)."""
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from noisylab.cli import app
-from noisylab.config import RunConfig
 
 runner = CliRunner()
 TOO_MANY = (os.cpu_count() or 1) + 1
@@ -77,99 +71,6 @@ def test_help_lists_the_commands() -> None:
 def test_fields_lists_dotted_paths() -> None:
     result = runner.invoke(app, ["fields"])
     assert result.exit_code == 0 and "refine.threshold" in result.stdout
-
-
-def _write_idx_dir(path: Path, *, bad_magic: bool) -> Path:
-    path.mkdir()
-    images = np.zeros((4, 28, 28), np.uint8)
-    with gzip.open(path / "train-images-idx3-ubyte.gz", "wb") as f:
-        f.write(struct.pack(">IIII", 1234 if bad_magic else 2051, 4, 28, 28) + images.tobytes())
-    return path
-
-
-def _bad_label_npz(path: Path) -> Path:
-    img = np.zeros((6, 8, 8), np.uint8)
-    np.savez(
-        path,
-        train_images=img,
-        train_labels=np.array([0, 1, 2, -1, 1, 0]),
-        test_images=img,
-        test_labels=np.array([0, 1, 2, 1, 1, 0]),
-    )
-    return path
-
-
-def _assert_refused(args: list[str], storage: Path, message: str) -> None:
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert message in lines[0]
-    assert "Traceback" not in result.output
-    assert not list(storage.glob("**/record.parquet"))  # nothing half-written
-
-
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--noise", "idn:1.2"], "outside [0, 1)"),
-        (["--noise", "idn:-0.1"], "outside [0, 1)"),
-        (["--method", "magic"], "unknown method 'magic'"),
-        (["--model", "resnet19"], "unknown model 'resnet19'"),
-        (["--workers", str(TOO_MANY), "--set", "batch_size=4096"], f"{TOO_MANY} workers asked for"),
-        (["--set", "refine.stages=[[1,3],[1,2]]"], "outside its 2 epochs"),
-        (["--set", "refine.treshold=0.5"], "unknown config field 'refine.treshold'"),
-        (["--set", "refine.threshold"], "expects PATH=VALUE"),
-        (["--profile", "laptop"], "unknown profile 'laptop'"),
-    ],
-)
-def test_bad_options_are_refused(digits_npz: Path, tmp_path: Path, extra: list[str], message: str) -> None:
-    _assert_refused(digits_args(digits_npz, tmp_path) + extra, tmp_path, message)
-    assert not any(tmp_path.iterdir())  # refused before any run folder exists
-
-
-def test_missing_dataset_path(tmp_path: Path) -> None:
-    args = [
-        "run",
-        "--dataset",
-        "cifar10",
-        "--data-root",
-        str(tmp_path / "nowhere"),
-        "--storage",
-        str(tmp_path / "runs"),
-        *TINY,
-    ]
-    _assert_refused(args, tmp_path, "nowhere")
-
-
-def test_corrupt_dataset(tmp_path: Path) -> None:
-    root = _write_idx_dir(tmp_path / "mnist", bad_magic=True)
-    args = ["run", "--dataset", "mnist", "--data-root", str(root), "--storage", str(tmp_path / "runs"), *TINY]
-    _assert_refused(args, tmp_path, "mnist")
-
-
-def test_label_outside_the_classes(tmp_path: Path) -> None:
-    npz = _bad_label_npz(tmp_path / "bad.npz")
-    args = ["run", "--dataset", "npz", "--data-root", str(npz), "--storage", str(tmp_path / "runs"), *TINY]
-    _assert_refused(args, tmp_path, "label")
-
-
-def test_checkpoint_from_another_config(digits_npz: Path, tmp_path: Path) -> None:
-    run_dir = tmp_path / "mine"
-    run_dir.mkdir()
-    (run_dir / "config.json").write_text(json.dumps(RunConfig().to_dict()))
-    before = (run_dir / "config.json").read_text()
-    _assert_refused([*digits_args(digits_npz, tmp_path), "--name", "mine"], tmp_path, "another config")
-    assert (run_dir / "config.json").read_text() == before
-
-
-def test_show_refuses_a_foreign_file(tmp_path: Path) -> None:
-    bogus = tmp_path / "record.parquet"
-    bogus.write_bytes(b"not parquet at all")
-    result = runner.invoke(app, ["show", str(bogus)])
-    assert result.exit_code == 2 and result.stderr.startswith("error: ")
-    missing = runner.invoke(app, ["show", str(tmp_path / "nothing")])
-    assert missing.exit_code == 2 and "no result record" in missing.stderr
 
 
 def test_console_script_is_installed() -> None:

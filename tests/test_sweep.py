@@ -112,26 +112,6 @@ def test_cli_study_from_a_user_file(tmp_path: Path, digits_npz: Path) -> None:
     assert "2 trials" in result.output and "mixup" in result.output
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["sweep", "nope", "--dry-run"], "unknown study 'nope'"),
-        (["sweep", "fmnist_cpu", "--dry-run", "--profile", "tpu"], "has no 'tpu' profile"),
-        (["sweep", "fmnist_cpu", "--dry-run", "--set", "refine.nope=1"], "refine.nope"),
-        (["sweep", "fmnist_cpu", "--storage", "s3://bucket/studies"], "shared by every node"),
-        (["sweep", "fmnist_cpu", "--address", "127.0.0.1:1"], "cannot reach a Ray cluster at 127.0.0.1:1"),
-    ],
-)
-def test_cli_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
-    if "--storage" not in args:
-        args = [*args, "--storage", str(tmp_path / "studies")]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.output
-    assert not (tmp_path / "studies").exists()  # nothing written
-
-
 def test_existing_sweep_needs_resume_and_the_same_options(tmp_path: Path, digits_npz: Path) -> None:
     study = tiny_study(digits_npz)
     directory = tmp_path / "tiny"

@@ -1,0 +1,545 @@
+"""The catalogue of bad inputs: each one ends in ONE line `error: ...`, exit code 2, no traceback, and
+nothing written, lost or half-written (every file under the case's folder is byte-identical after).
+
+Each case is (id, set-up, argv, exit code, a substring of the line). The set-up writes the files the case
+needs into its own folder; `{tmp}` in argv is that folder, `{npz}` the digits archive. The table in
+BENCHMARKS.md is this list, run: `python benchmarks/bad_inputs_table.py`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from noisylab.cli import app
+from noisylab.config import RunConfig
+
+runner = CliRunner()
+CPUS = os.cpu_count() or 1
+TINY = ["--profile", "tiny", "--workers", "0", "--no-progress", "--set", "data.flip=false"]
+TINY += ["--set", "data.crop_padding=1"]
+RUN = [
+    "run",
+    "--dataset",
+    "npz",
+    "--data-root",
+    "{npz}",
+    "--storage",
+    "{tmp}/runs",
+    "--noise",
+    "sym:0.2",
+    *TINY,
+]
+FINISHED = "done"  # the --name of the finished run that some set-ups copy in
+
+SetUp = Callable[[Path], None]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    setup: SetUp | None
+    argv: list[str]
+    code: int
+    message: str
+
+
+# ---- set-ups: files in the formats the loaders read, each wrong in one way ----------------------------
+
+
+def _npz(
+    path: Path, *, n: int = 6, size: int = 8, train_labels: list[int] | None = None, test: int = 6
+) -> None:
+    img = np.zeros((n, size, size), np.uint8)
+    np.savez(
+        path,
+        train_images=img,
+        train_labels=np.array(train_labels if train_labels is not None else [0, 1, 2, 1, 1, 0][:n]),
+        test_images=img[:test],
+        test_labels=np.array([0, 1, 2, 1, 1, 0][:test], dtype=np.int64),
+    )
+
+
+def absurd_label(tmp: Path) -> None:
+    _npz(tmp / "absurd.npz", train_labels=[2**31 - 1, 1, 2, 1, 1, 0])
+
+
+def negative_label(tmp: Path) -> None:
+    _npz(tmp / "negative.npz", train_labels=[0, 1, 2, -1, 1, 0])
+
+
+def tiny_images(tmp: Path) -> None:
+    _npz(tmp / "tiny.npz", size=2)
+
+
+def empty_test_split(tmp: Path) -> None:
+    _npz(tmp / "empty_test.npz", test=0)
+
+
+def chaoyang_absurd(tmp: Path) -> None:
+    root = tmp / "chaoyang"
+    root.mkdir()
+    for split in ("train", "test"):
+        (root / f"{split}.json").write_text(json.dumps([{"name": "a.jpg", "label": 2**31 - 1}]))
+
+
+def _idx(tmp: Path, *, magic: int, count: int) -> None:
+    import gzip
+    import struct
+
+    root = tmp / "mnist"
+    root.mkdir()
+    for prefix in ("train", "t10k"):
+        with gzip.open(root / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">IIII", magic, count, 28, 28) + bytes(count * 28 * 28))
+        with gzip.open(root / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">II", 2049, count) + bytes(count))
+
+
+def idx_bad_magic(tmp: Path) -> None:
+    _idx(tmp, magic=1234, count=4)
+
+
+def idx_no_images(tmp: Path) -> None:
+    _idx(tmp, magic=2051, count=0)
+
+
+class _Payload:
+    """Pickles into a call of os.system: what a hostile label file or Tune state would hold."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def hostile_label_file(tmp: Path) -> None:
+    torch.save({"worse_label": _Payload(tmp / "PWNED")}, tmp / "labels.pt")
+
+
+def config_not_an_object(tmp: Path) -> None:
+    (tmp / "runs" / "mine").mkdir(parents=True)
+    (tmp / "runs" / "mine" / "config.json").write_text("[1, 2]")
+
+
+def config_of_another_run(tmp: Path) -> None:
+    (tmp / "runs" / "mine").mkdir(parents=True)
+    (tmp / "runs" / "mine" / "config.json").write_text(json.dumps(RunConfig().to_dict()))
+
+
+def a_file(tmp: Path) -> None:
+    (tmp / "afile").write_text("not a folder")
+
+
+def finished_run(tmp: Path) -> None:
+    """A real finished run of RUN --name done (trained once per session, copied in)."""
+    shutil.copytree(_finished_template(), tmp / "runs" / FINISHED)
+
+
+def corrupt_record(tmp: Path) -> None:
+    finished_run(tmp)
+    (tmp / "runs" / FINISHED / "record.parquet").write_bytes(b"PAR1 not really")
+
+
+def _unfinished(tmp: Path) -> Path:
+    finished_run(tmp)
+    run = tmp / "runs" / FINISHED
+    (run / "record.parquet").unlink()
+    (run / "final_labels.npy").unlink()
+    return run / "state.pt"
+
+
+def truncated_checkpoint(tmp: Path) -> None:
+    state = _unfinished(tmp)
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+
+
+def checkpoint_of_another_config(tmp: Path) -> None:
+    torch.save({"fingerprint": "0" * 16}, _unfinished(tmp))
+
+
+def _study_file(tmp: Path, body: str) -> None:
+    (tmp / "study.py").write_text(body)
+
+
+def study_syntax_error(tmp: Path) -> None:
+    _study_file(tmp, "from noisylab.sweeps import Study\n\nSTUDY = Study(name='x',\n")
+
+
+def study_that_raises(tmp: Path) -> None:
+    _study_file(tmp, "import json\n\nSETTINGS = json.loads('{broken')\n")
+
+
+def study_named_outside(tmp: Path) -> None:
+    _study_file(
+        tmp,
+        "from noisylab.sweeps import Study, SweepProfile\n"
+        "STUDY = Study(name='../x', description='', grid={'method': ('ce',)},\n"
+        "              profiles={'cpu': SweepProfile('tiny', seeds=(0,))})\n",
+    )
+
+
+_TEMPLATE: list[Path] = []
+
+
+def _finished_template() -> Path:
+    """Train RUN --name done once into a temporary folder (seconds: the tiny profile on 400 digits)."""
+    if not _TEMPLATE:
+        import tempfile
+
+        root = Path(tempfile.mkdtemp(prefix="noisylab-finished-"))
+        args = _argv([*RUN, "--name", FINISHED], root, DIGITS[0])
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        _TEMPLATE.append(root / "runs" / FINISHED)
+    return _TEMPLATE[0]
+
+
+DIGITS: list[Path] = []  # the digits .npz (set by the fixture, or by the table script)
+
+# ---- the catalogue ------------------------------------------------------------------------------------
+
+_ADDR = ["--workers", "1", "--address"]
+CASES: list[Case] = [
+    # options and config values
+    Case("noise rate above 1", None, [*RUN, "--noise", "idn:1.2"], 2, "outside [0, 1)"),
+    Case("negative noise rate", None, [*RUN, "--noise", "idn:-0.1"], 2, "outside [0, 1)"),
+    Case("unknown method", None, [*RUN, "--method", "magic"], 2, "unknown method 'magic'"),
+    Case("unknown model", None, [*RUN, "--model", "resnet19"], 2, "unknown model 'resnet19'"),
+    Case("unknown profile", None, [*RUN, "--profile", "laptop"], 2, "unknown profile 'laptop'"),
+    Case(
+        "more workers than CPUs", None, [*RUN, "--workers", str(CPUS + 1)], 2, f"this machine's {CPUS} CPUs"
+    ),
+    Case(
+        "stages beyond the epochs", None, [*RUN, "--set", "refine.stages=[[1,3],[1,2]]"], 2, "outside its 2"
+    ),
+    Case("misspelt field", None, [*RUN, "--set", "refine.treshold=0.5"], 2, "unknown config field"),
+    Case("--set without a value", None, [*RUN, "--set", "refine.threshold"], 2, "expects PATH=VALUE"),
+    Case(
+        "infinite learning rate",
+        None,
+        [*RUN, "--set", "baseline.lr=inf"],
+        2,
+        "'baseline.lr' must be a finite",
+    ),
+    Case("NaN threshold", None, [*RUN, "--set", "refine.threshold=nan"], 2, "must be a finite number"),
+    Case("negative weight decay", None, [*RUN, "--set", "warmup.weight_decay=-0.1"], 2, "must be ≥ 0"),
+    Case("negative seed", None, [*RUN, "--seed", "-1"], 2, "seed must lie in 0..4294967295"),
+    Case("huge seed", None, [*RUN, "--seed", "99999999999999999999"], 2, "seed must lie in 0..4294967295"),
+    # names and storage
+    Case("--name with ..", None, [*RUN, "--name", "../x"], 2, "is not a plain name"),
+    Case("--name absolute", None, [*RUN, "--name", "{tmp}/abs"], 2, "is not a plain name"),
+    Case("--name empty", None, [*RUN, "--name", ""], 2, "is not a plain name"),
+    Case("--storage is a file", a_file, [*RUN, "--storage", "{tmp}/afile"], 2, "is a file, not a folder"),
+    Case(
+        "--storage under a file",
+        a_file,
+        [*RUN, "--storage", "{tmp}/afile/runs"],
+        2,
+        "a part of the path is a file",
+    ),
+    Case("unreachable --address", None, [*RUN, *_ADDR, "127.0.0.1:1"], 2, "cannot reach a Ray cluster"),
+    Case("malformed --address", None, [*RUN, *_ADDR, "nowhere"], 2, "expected host:port"),
+    Case("--workers 0 with --address", None, [*RUN, "--address", "127.0.0.1:1"], 2, "needs Ray workers"),
+    # datasets and label files
+    Case("missing dataset folder", None, [*RUN, "--dataset", "cifar10", "--data-root", "{tmp}/no"], 2, "no"),
+    Case(
+        "IDX with a bad magic number",
+        idx_bad_magic,
+        [*RUN, "--dataset", "mnist", "--data-root", "{tmp}/mnist"],
+        2,
+        "not an IDX images file",
+    ),
+    Case(
+        "IDX with 0 images",
+        idx_no_images,
+        [*RUN, "--dataset", "mnist", "--data-root", "{tmp}/mnist"],
+        2,
+        "holds no images",
+    ),
+    Case(
+        "negative label", negative_label, [*RUN, "--data-root", "{tmp}/negative.npz"], 2, "contains label -1"
+    ),
+    Case(
+        "label 2**31-1 (npz)",
+        absurd_label,
+        [*RUN, "--data-root", "{tmp}/absurd.npz"],
+        2,
+        "2,147,483,648 classes",
+    ),
+    Case(
+        "label 2**31-1 (Chaoyang)",
+        chaoyang_absurd,
+        [*RUN, "--dataset", "chaoyang", "--data-root", "{tmp}/chaoyang"],
+        2,
+        "2,147,483,648 classes",
+    ),
+    Case(
+        "2×2 images, padding 4",
+        tiny_images,
+        [*RUN, "--data-root", "{tmp}/tiny.npz", "--set", "data.crop_padding=4"],
+        2,
+        "too small for data.crop_padding=4",
+    ),
+    Case(
+        "npz with an empty test split",
+        empty_test_split,
+        [*RUN, "--data-root", "{tmp}/empty_test.npz"],
+        2,
+        "test_labels is empty",
+    ),
+    Case(
+        "label file with code in it",
+        hostile_label_file,
+        [*RUN, "--noise", "file:{tmp}/labels.pt"],
+        2,
+        "unsupported GLOBAL posix.system",
+    ),
+    # run folders
+    Case(
+        "config.json holding [1,2]",
+        config_not_an_object,
+        [*RUN, "--name", "mine"],
+        2,
+        "not a noisylab config",
+    ),
+    Case(
+        "run name holding another config",
+        config_of_another_run,
+        [*RUN, "--name", "mine"],
+        2,
+        "another config",
+    ),
+    Case(
+        "checkpoint of another config",
+        checkpoint_of_another_config,
+        [*RUN, "--name", FINISHED],
+        2,
+        "belongs to another config",
+    ),
+    Case("truncated state.pt", truncated_checkpoint, [*RUN, "--name", FINISHED], 2, "is damaged"),
+    Case("corrupt record.parquet, run again", corrupt_record, [*RUN, "--name", FINISHED], 2, "is damaged"),
+    Case(
+        "finished run, other config",
+        finished_run,
+        [*RUN, "--name", FINISHED, "--seed", "3"],
+        2,
+        "another config",
+    ),
+    # show and report
+    Case(
+        "show a foreign file", corrupt_record, ["show", "{tmp}/runs/done/record.parquet"], 2, "not a noisylab"
+    ),
+    Case("show a missing run", None, ["show", "{tmp}/nothing"], 2, "no result record"),
+    Case(
+        "report --output under a file",
+        a_file,
+        ["report", "--study", "fmnist_cpu", "--format", "markdown", "--output", "{tmp}/afile/t.md"],
+        2,
+        "cannot write",
+    ),
+    # sweeps
+    Case("unknown study", None, ["sweep", "nope", "--dry-run"], 2, "unknown study 'nope'"),
+    Case(
+        "study without the profile",
+        None,
+        ["sweep", "fmnist_cpu", "--dry-run", "--profile", "tpu"],
+        2,
+        "has no 'tpu' profile",
+    ),
+    Case(
+        "sweep --set unknown field",
+        None,
+        ["sweep", "fmnist_cpu", "--dry-run", "--set", "refine.nope=1"],
+        2,
+        "refine.nope",
+    ),
+    Case(
+        "sweep into s3://",
+        None,
+        ["sweep", "fmnist_cpu", "--storage", "s3://bucket/studies"],
+        2,
+        "shared by every node",
+    ),
+    Case(
+        "sweep, unreachable --address",
+        None,
+        ["sweep", "fmnist_cpu", "--storage", "{tmp}/st", "--address", "127.0.0.1:1"],
+        2,
+        "cannot reach a Ray cluster at 127.0.0.1:1",
+    ),
+    Case(
+        "sweep --storage is a file",
+        a_file,
+        ["sweep", "fmnist_cpu", "--storage", "{tmp}/afile"],
+        2,
+        "is a file, not a folder",
+    ),
+    Case(
+        "study file with a syntax error",
+        study_syntax_error,
+        ["sweep", "{tmp}/study.py", "--dry-run"],
+        2,
+        "study.py:3: syntax error",
+    ),
+    Case(
+        "study file that raises",
+        study_that_raises,
+        ["sweep", "{tmp}/study.py", "--dry-run"],
+        2,
+        "study.py:3: the study file raised JSONDecodeError",
+    ),
+    Case(
+        "study named ../x",
+        study_named_outside,
+        ["sweep", "{tmp}/study.py", "--storage", "{tmp}/st"],
+        2,
+        "study name '../x' is not a plain name",
+    ),
+]
+
+
+def _argv(argv: list[str], tmp: Path, npz: Path) -> list[str]:
+    return [a.replace("{tmp}", str(tmp)).replace("{npz}", str(npz)) for a in argv]
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under `root` and its content hash: equal before and after means nothing changed."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def run_case(case: Case, tmp: Path, npz: Path) -> tuple[int, str, str, dict[str, str], dict[str, str]]:
+    """(exit code, stderr, all output, files before, files after) of one case in folder `tmp`."""
+    if case.setup is not None:
+        case.setup(tmp)
+    before = snapshot(tmp)
+    result = runner.invoke(app, _argv(case.argv, tmp, npz))
+    return result.exit_code, result.stderr, result.output, before, snapshot(tmp)
+
+
+@pytest.fixture(autouse=True)
+def _digits(digits_npz: Path) -> None:
+    DIGITS[:] = [digits_npz]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(
+    case: Case, tmp_path: Path, digits_npz: Path
+) -> None:
+    code, stderr, output, before, after = run_case(case, tmp_path, digits_npz)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == case.code, output
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert case.message in lines[0], lines[0]
+    assert "Traceback" not in output and "weights_only=False" not in output
+    assert after == before, "files changed, appeared or vanished"
+
+
+def test_two_runs_started_together_with_one_name(tmp_path: Path, digits_npz: Path) -> None:
+    """Both pass the name check before either writes; exactly one may claim the folder."""
+    exe = str(Path(sys.executable).parent / "noisylab")
+    args = _argv([*RUN, "--name", "race"], tmp_path, digits_npz)
+    first = subprocess.Popen([exe, *args, "--seed", "0"], stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    second = subprocess.Popen([exe, *args, "--seed", "1"], stderr=subprocess.PIPE, text=True)
+    results = [(p.wait(timeout=600), p.stderr.read() if p.stderr else "") for p in (first, second)]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    refused = next(err for code, err in results if code == 2)
+    assert refused.strip().count("\n") == 0 and refused.startswith("error: "), refused
+    assert "another config" in refused or "another process" in refused, refused
+    record = json.loads((tmp_path / "runs" / "race" / "config.json").read_text())
+    winner = next(i for i, (code, _) in enumerate(results) if code == 0)
+    assert record["seed"] == winner  # the folder holds the winner's config, not a mix
+
+
+def test_full_disk_leaves_no_temporary_file_and_the_run_resumes(
+    tmp_path: Path, digits_npz: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import noisylab.runtime as runtime
+
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def full_after_one(obj: object, f: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second checkpoint: half written, then the disk is full
+            f.write(b"x" * 45_000)  # type: ignore[attr-defined]
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(obj, f)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runtime.torch, "save", full_after_one)
+    args = _argv([*RUN, "--name", "full"], tmp_path, digits_npz)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("error: cannot write")
+    assert "the disk is full" in result.stderr and "Traceback" not in result.output
+    run = tmp_path / "runs" / "full"
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.setattr(runtime.torch, "save", real_save)
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "resuming run 'full'" in again.stderr, again.output
+
+
+def test_read_only_storage_is_one_line(
+    tmp_path: Path, digits_npz: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root writes through chmod, so the file system's answer (EROFS) is simulated at the write."""
+    import noisylab.atomic as atomic
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", read_only)
+    result = runner.invoke(app, _argv([*RUN, "--name", "ro"], tmp_path, digits_npz))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: cannot write") and "the file system is read-only" in lines[-1]
+
+
+def test_ctrl_c_says_where_and_exits_130(
+    tmp_path: Path, digits_npz: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import noisylab.runtime as runtime
+    from noisylab.profiles import make_config
+    from noisylab.trainables import get_method
+
+    real = runtime.LocalReporter.report
+    calls = {"n": 0}
+
+    def interrupt_third(self: runtime.LocalReporter, metrics: dict, payload: dict) -> None:  # type: ignore[type-arg]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        real(self, metrics, payload)
+
+    monkeypatch.setattr(runtime.LocalReporter, "report", interrupt_third)
+    result = runner.invoke(app, _argv([*RUN, "--name", "stop"], tmp_path, digits_npz))
+    assert result.exit_code == 130, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    schedule = get_method("paper").schedule(make_config("tiny", {}))
+    step = schedule[2]  # two epochs saved: the third was interrupted
+    assert last == (
+        f"error: interrupted at {step.place} (2 of {len(schedule)} epochs saved); "
+        "run the same command to resume"
+    )
+    assert "Traceback" not in result.output
