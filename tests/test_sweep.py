@@ -198,9 +198,62 @@ def test_two_trial_sweep_through_tune_then_resume_keeps_every_record_once(
     assert records["profile"].to_list() == ["tiny", "tiny"]
     before = _digest(outcome.records)
 
-    # A resumed sweep re-runs nothing: the same records, byte for byte, and no new ones.
+    # A resumed sweep re-runs nothing: the same records, byte for byte, and no new ones; and pickles
+    # planted where Tune keeps its state are never loaded.
+    marker = tmp_path / "PWNED"
+    plant_tune_state(tmp_path / "tiny", marker)
     again = run_sweep(study, profile="cpu", storage=tmp_path, resume=True, write=lines.append)
+    assert not marker.exists()
     assert again.failed == []
     assert _digest(again.records) == before
     assert len(list((tmp_path / "tiny" / "runs").glob("*/record.parquet"))) == 2
     assert any("resuming sweep 'tiny'" in line for line in lines)
+
+
+class _Payload:
+    """Pickles into a call of os.system, as a planted tuner.pkl would."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def plant_tune_state(directory: Path, marker: Path) -> None:
+    """A study folder holding someone else's pickles where Tune keeps its experiment state."""
+    import pickle
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("tuner.pkl", "trainable.pkl"):
+        (directory / name).write_bytes(pickle.dumps(_Payload(marker)))
+    (directory / "experiment_state-2000-01-01_00-00-00.json").write_text("{}")
+
+
+def test_resume_never_unpickles_the_study_folder(
+    ray_session: None, digits_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--resume builds a new Tuner; whatever Tune state lies in the folder is never loaded."""
+    from ray import tune
+
+    study = tiny_study(digits_npz)
+    directory = tmp_path / "tiny"
+    directory.mkdir()
+    (directory / STUDY_FILE).write_text(
+        json.dumps({"format": "noisylab-study/1", "study": "tiny", "profile": "cpu", "overrides": {}})
+    )
+    marker = tmp_path / "PWNED"
+    plant_tune_state(directory, marker)
+
+    class Stop(Exception):
+        pass
+
+    def stop(self: object) -> None:
+        raise Stop  # the sweep got as far as fitting: every restore would have happened before
+
+    monkeypatch.setattr(tune.Tuner, "fit", stop)
+    with pytest.raises(Stop):
+        run_sweep(study, profile="cpu", storage=tmp_path, resume=True, write=lambda line: None)
+    assert not marker.exists()
