@@ -61,3 +61,28 @@ def test_a_checkpoint_from_another_config_is_refused(digits_npz: Path, tmp_path:
     with pytest.raises(UserError, match="was started with another config"):
         execute(other, storage=tmp_path, name="mine", use_ray=False, progress=False)
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == before  # nothing touched
+
+
+def test_a_diverged_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
+    digits_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once per epoch the loss is checked: the epoch that turned it NaN is not checkpointed."""
+    import noisylab.runtime as runtime
+    from noisylab.trainables import get_method
+
+    cfg = digits_config(digits_npz, **SHORT)
+    method = get_method(cfg.method)
+    schedule = method.schedule(cfg)
+    real_check = runtime.check_finite_loss
+
+    def nan_at_third(metrics: dict[str, Any], step: Any) -> None:
+        if step == schedule[2]:
+            metrics = metrics | {"train_loss": float("nan")}
+        real_check(metrics, step)
+
+    monkeypatch.setattr(runtime, "check_finite_loss", nan_at_third)
+    with pytest.raises(UserError, match=rf"loss became nan at {schedule[2].place}; the last good checkpoint"):
+        execute(cfg, storage=tmp_path, name="nan", use_ray=False, progress=False)
+    saved = runtime.load_payload(tmp_path / "nan" / runtime.STATE_FILE)
+    assert saved["state"]["step"] == 2  # the two good epochs, not the diverged one
+    assert not (tmp_path / "nan" / "record.parquet").exists()
