@@ -526,7 +526,7 @@ def test_ctrl_c_says_where_and_exits_130(
     real = runtime.LocalReporter.report
     calls = {"n": 0}
 
-    def interrupt_third(self: runtime.LocalReporter, metrics: dict, payload: dict) -> None:  # type: ignore[type-arg]
+    def interrupt_third(self: runtime.LocalReporter, metrics: dict, payload: dict) -> None:
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
