@@ -51,6 +51,11 @@ def _read_entries(path: Path) -> list[tuple[Path, int]]:
                 f"{path} entry {position} ({entry['name']}) has non-integer label {label!r}; "
                 "labels must be class indices 0..K-1"
             )
+        if label < 0:
+            raise UserError(
+                f"{path} entry {position} ({entry['name']}) has label {label}, outside the classes; "
+                "labels must be class indices 0..K-1"
+            )
         pairs.append((root / entry["name"], label))
     return pairs
 

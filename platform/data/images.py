@@ -145,7 +145,7 @@ def count_classes(labels: Sequence[int] | np.ndarray, source: object) -> int:
         raise UserError(f"{source} holds no labels; every split needs labelled images")
     low, high = int(array.min()), int(array.max())
     if low < 0:
-        raise UserError(f"{source} contains label {low}; labels must be class indices 0..K-1: fix the labels")
+        raise UserError(f"{source} contains label {low}, outside the classes 0..K-1; fix the labels")
     if high >= MAX_CLASSES:
         raise UserError(
             f"{source} contains label {high}, which would make {high + 1:,} classes "
