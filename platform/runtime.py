@@ -174,10 +174,17 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def train_one_epoch(
-    ctx: Context, step: Step, index: int, optimizer: torch.optim.Optimizer, loss_fn: LossFn
+    ctx: Context,
+    step: Step,
+    index: int,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    *,
+    grad_clip: float = 0.0,
 ) -> dict[str, Any]:
     """Step `index` of the schedule as one epoch over this rank's shard: the epoch order is shared by
-    the ranks, the augmentation stream is per rank; both derive from (seed, step), so resuming replays."""
+    the ranks, the augmentation stream is per rank; both derive from (seed, step), so resuming replays.
+    `grad_clip`: max global gradient norm per step (0: none)."""
     stats = train_epoch(
         ctx.model,
         optimizer,
@@ -187,6 +194,7 @@ def train_one_epoch(
         generator=derived_generator(ctx.cfg.seed, index, ctx.world.rank),
         progress=ctx.progress,
         desc=step.label,
+        grad_clip=grad_clip,
     )
     return {
         "train_loss": all_reduce_mean(stats.loss, ctx.world),
