@@ -89,6 +89,7 @@ PROFILES: dict[str, Profile] = {
             "refine.stages": ((1, 2), (1, 2)),
             "refine.lrs": (1e-3, 1e-4),
             "baseline.epochs": 2,
+            "c2d.warmup_epochs": 1,
             "batch_size": 32,
             "eval_every": "phase",
         },
