@@ -60,14 +60,14 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu-ablation": Profile(
         "cpu-ablation",
-        "the paper_ablation study on a 2-core CPU: 1,000 training / 1,000 test images (class-balanced), "
+        "the paper_ablation study on a 2-core CPU: 700 training / 1,000 test images (class-balanced), "
         "ResNet-18 at width 8, 50 SimCLR epochs (shared by every run of a seed through the pre-training "
         "cache), batch 128; warm-up and all 4 refinement iterations with the report's epochs and stages "
         "(30 supervised epochs, also every baseline's budget), learning rates ×10",
         {
             "warmup.lr": 1e-3,
             "refine.lrs": (1e-3, 1e-4, 1e-4, 1e-5),
-            "data.train_subset": 1000,
+            "data.train_subset": 700,
             "data.test_subset": 1000,
             "model.width": 8,
             "pretrain.epochs": 50,

@@ -1,6 +1,6 @@
 """What in the report's pipeline moves accuracy, at one budget: Fashion-MNIST under IDN 30 % and 50 %,
 three seeds, every arm on the same data, backbone, optimiser and supervised epochs (the `cpu-ablation`
-profile: 1,000 training images, ResNet-18 at width 8, 50 SimCLR epochs, 30 supervised epochs).
+profile: 700 training images, ResNet-18 at width 8, 50 SimCLR epochs, 30 supervised epochs).
 
 Arms: the baselines (`ce`, `dividemix`, `c2d`); the pipeline on one network (`paper`) and with one
 component taken out or swapped (`paper_no_simclr`, `paper_ce`, `paper_no_copies`, `paper_apl` for the
