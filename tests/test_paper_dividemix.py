@@ -352,3 +352,16 @@ def test_twin_methods_build_two_networks(digits_npz: Path) -> None:
     for method in ("paper_dividemix", "paper_dividemix_ce", "c2d"):
         ctx = digits_context(digits_config(digits_npz, method=method, **{"baseline.epochs": 3}))
         assert isinstance(ctx.net, TwinNetwork)
+
+
+def test_methods_lists_every_method_with_its_network_count() -> None:
+    from typer.testing import CliRunner
+
+    from noisylab.cli import app
+
+    result = CliRunner().invoke(app, ["methods"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") == 4}
+    assert set(method_names()) <= set(rows)
+    assert "│ 2 " in rows["paper_dividemix"] and "│ 2 " in rows["c2d"] and "│ 1 " in rows["paper_apl"]
+    assert "refine.mae_scale=apl" in rows["paper_apl"]
