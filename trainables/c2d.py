@@ -26,14 +26,15 @@ import torch
 from noisylab.config import RunConfig
 from noisylab.engine import Step
 from noisylab.runtime import Context, TrainState, train_one_epoch
-from noisylab.trainables.dividemix import LOSS_HISTORY, confidence_penalty, divided_epoch, warmup_loss
+from noisylab.trainables.dividemix import DivideMixMethod, confidence_penalty, divided_epoch, warmup_loss
 from noisylab.trainables.paper import pretrain_steps
 from noisylab.twins import evaluate_twin, pretrain_shared_encoder
 
 
-class C2DMethod:
+class C2DMethod(DivideMixMethod):
+    """DivideMix's state and divided epochs behind a shared SimCLR encoder and a clipped warm-up."""
+
     name = "c2d"
-    networks = 2  # the worker builds a TwinNetwork
 
     def schedule(self, cfg: RunConfig) -> list[Step]:
         b, warm = cfg.baseline, cfg.c2d.warmup_epochs
@@ -43,10 +44,6 @@ class C2DMethod:
             + [Step("warmup", e, warm, b.lr, b.weight_decay) for e in range(1, warm + 1)]
             + [Step("train", e, rest, b.lr, b.weight_decay) for e in range(1, rest + 1)]
         )
-
-    def init_state(self, ctx: Context, state: TrainState) -> None:
-        state.labels = ctx.noisy_labels.clone()  # DivideMix never changes them
-        state.extra[LOSS_HISTORY] = []
 
     def run_step(
         self, step: Step, index: int, ctx: Context, state: TrainState, optimizer: torch.optim.Optimizer

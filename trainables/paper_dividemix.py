@@ -39,28 +39,25 @@ from typing import Any
 import torch
 
 from noisylab import batches
-from noisylab.config import RunConfig
 from noisylab.engine import Step
 from noisylab.runtime import Context, TrainState, train_one_epoch
 from noisylab.trainables.dividemix import LOSS_HISTORY, confidence_penalty, divided_epoch, warmup_loss
-from noisylab.trainables.paper import pipeline_schedule, select_and_relabel, warmup_loss_kind
+from noisylab.trainables.paper import PaperMethod, select_and_relabel, warmup_loss_kind
 from noisylab.twins import both, ensemble_log_probs, evaluate_twin, pretrain_shared_encoder
 
 
-class PaperDivideMixMethod:
+class PaperDivideMixMethod(PaperMethod):
+    """The pipeline's schedule and label state, DivideMix's epochs; `name` is "paper_dividemix" or one of
+    its variants (noisylab.variants)."""
+
     networks = 2  # the worker builds a TwinNetwork
 
     def __init__(self, name: str = "paper_dividemix") -> None:
-        self.name = name
-
-    def schedule(self, cfg: RunConfig) -> list[Step]:
-        return pipeline_schedule(cfg)
+        super().__init__(name)
 
     def init_state(self, ctx: Context, state: TrainState) -> None:
-        state.labels = ctx.noisy_labels.clone()  # the shared arrays are read-only: refine a copy
-        state.pseudo = torch.zeros_like(state.labels, dtype=torch.bool)
-        state.stage_masks = []
-        state.extra[LOSS_HISTORY] = []
+        super().init_state(ctx, state)
+        state.extra[LOSS_HISTORY] = []  # DivideMix's window of normalised losses
 
     def run_step(
         self, step: Step, index: int, ctx: Context, state: TrainState, optimizer: torch.optim.Optimizer
