@@ -166,6 +166,13 @@ def sweep(
             help="the cluster adds GPU/CPU nodes on demand: don't refuse trials it can't place yet",
         ),
     ] = False,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="run the grid on this machine without Ray, one process per trial (fastest on a laptop)",
+        ),
+    ] = False,
 ) -> None:
     """Run a whole study with Ray Tune: one Ray Train run per trial, every record in one store."""
     from noisylab.config import parse_assignment
@@ -178,18 +185,32 @@ def sweep(
         if dry_run:
             print_plan(spec, chosen, overrides)
             return
-        from noisylab.sweep import run_sweep
+        if local:
+            if address is not None or autoscaling:
+                raise UserError("--local runs on this machine without Ray: drop --address/--autoscaling")
+            from noisylab.sweep_local import run_sweep_local
 
-        outcome = run_sweep(
-            spec,
-            profile=chosen,
-            storage=storage,
-            user_overrides=overrides,
-            resume=resume,
-            address=address,
-            autoscaling=autoscaling,
-            write=lambda line: err.print(line, markup=False, highlight=False),
-        )
+            outcome = run_sweep_local(
+                spec,
+                profile=chosen,
+                storage=storage,
+                user_overrides=overrides,
+                resume=resume,
+                write=lambda line: err.print(line, markup=False, highlight=False),
+            )
+        else:
+            from noisylab.sweep import run_sweep
+
+            outcome = run_sweep(
+                spec,
+                profile=chosen,
+                storage=storage,
+                user_overrides=overrides,
+                resume=resume,
+                address=address,
+                autoscaling=autoscaling,
+                write=lambda line: err.print(line, markup=False, highlight=False),
+            )
     except UserError as e:
         raise fail(str(e)) from None
     err.print(
