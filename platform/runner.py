@@ -37,9 +37,9 @@ from noisylab.config import RunConfig, load_config_json, validate
 from noisylab.errors import Interrupted, UserError
 from noisylab.models import build_model
 from noisylab.names import check_component
-from noisylab.prepare import prepare_data
+from noisylab.prepare import cache_dir, prepare_data
 from noisylab.results import RECORD_FILE, build_record, now, read_record, write_record
-from noisylab.runtime import STATE_FILE, load_payload
+from noisylab.runtime import CACHED, STATE_FILE, load_payload
 from noisylab.trainables import get_method, method_names, method_networks
 from noisylab.worker import WorkerSpec, run_local, train_loop
 
@@ -183,6 +183,7 @@ def execute(
     gpus_per_worker: float = 1.0,
     epoch_lines: bool = True,
     train_callbacks: list[Any] | None = None,
+    pretrain_cache: bool = True,
 ) -> RunOutcome:
     """Run `cfg` to the end (or resume it) and return its record. UserError for anything fixable.
 
@@ -242,6 +243,7 @@ def execute(
             gpus_per_worker=gpus_per_worker,
             epoch_lines=epoch_lines,
             train_callbacks=train_callbacks,
+            pretrain_cache=pretrain_cache,
         )
 
 
@@ -264,6 +266,7 @@ def _train(
     gpus_per_worker: float,
     epoch_lines: bool,
     train_callbacks: list[Any] | None,
+    pretrain_cache: bool,
 ) -> RunOutcome:
     """Fit (or resume) the claimed run, then write its labels and, last, its record."""
     record_path = directory / RECORD_FILE
@@ -277,6 +280,7 @@ def _train(
         fail_at_step=fail_at_step,
         progress=progress,
         epoch_lines=epoch_lines,
+        pretrain_cache=str(cache_dir() / "pretrain") if pretrain_cache else None,
     )
     try:
         if use_ray:
@@ -303,7 +307,8 @@ def _train(
         run_name=name,
         fingerprint=cfg.fingerprint(),
         started_at=started,
-        wall_seconds=time.perf_counter() - t0,
+        # A reused pre-training counts with the seconds it took when it ran: runs stay comparable.
+        wall_seconds=time.perf_counter() - t0 + sum(h["seconds"] for h in result["history"] if h.get(CACHED)),
         final_labels_sha256=hashlib.sha256(labels.tobytes()).hexdigest(),
         study=study,
         params=params,

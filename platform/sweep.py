@@ -197,6 +197,40 @@ def search_seed(study: str) -> int:
     return int.from_bytes(hashlib.sha256(study.encode()).digest()[:4], "big")
 
 
+def check_sweep(
+    study: Study, profile: str, storage: Path | str, user_overrides: dict[str, Any], *, resume: bool
+) -> tuple[Path, dict[str, Any]]:
+    """Every check a sweep makes before anything starts: (the study's folder, what its study.json holds)."""
+    if "://" in str(storage):
+        # Every trial writes its record and resumes from its checkpoints through the file system.
+        raise UserError(
+            f"--storage {storage}: sweeps need a file system path shared by every node (e.g. EFS at "
+            "/mnt/noisylab, see cluster.yaml); `noisylab report` reads s3:// and gs:// stores"
+        )
+    storage = Path(storage)
+    check_component(study.name, "study name")
+    if storage.exists() and not storage.is_dir():
+        raise UserError(f"--storage {storage} is a file, not a folder: choose a folder for the studies")
+    plan(study, profile, user_overrides)  # every problem with the study is found before anything starts
+    directory = storage.resolve() / study.name
+    # JSON round trip so the comparison with a stored marker sees the same types (tuples → lists).
+    wanted = json.loads(
+        json.dumps({"study": study.name, "profile": profile, "overrides": user_overrides}, default=list)
+    )
+    _check_study_dir(directory, wanted, resume=resume)
+    return directory, wanted
+
+
+def claim_study_dir(directory: Path, wanted: dict[str, Any]) -> Path:
+    """Create the study's folder and its study.json (once); returns the folder of its runs."""
+    runs_dir = directory / RUNS_DIR
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    marker = directory / STUDY_FILE
+    if not marker.exists():
+        write_text(marker, json.dumps({"format": STUDY_FORMAT} | wanted, indent=2))
+    return runs_dir
+
+
 def run_sweep(
     study: Study,
     *,
@@ -216,36 +250,16 @@ def run_sweep(
     from noisylab.sweep_progress import SweepProgress, trial_label
 
     user_overrides = user_overrides or {}
-    if "://" in str(storage):
-        # Every trial writes its record and resumes from its checkpoints through the file system.
-        raise UserError(
-            f"--storage {storage}: sweeps need a file system path shared by every node (e.g. EFS at "
-            "/mnt/noisylab, see cluster.yaml); `noisylab report` reads s3:// and gs:// stores"
-        )
-    storage = Path(storage)
-    check_component(study.name, "study name")
-    if storage.exists() and not storage.is_dir():
-        raise UserError(f"--storage {storage} is a file, not a folder: choose a folder for the studies")
-    plan(study, profile, user_overrides)  # every problem with the study is found before Ray starts
+    directory, wanted = check_sweep(study, profile, storage, user_overrides, resume=resume)
     sweep = study.profile(profile)
-    storage = storage.resolve()
-    directory = storage / study.name
-    # JSON round trip so the comparison with a stored marker sees the same types (tuples → lists).
-    wanted = json.loads(
-        json.dumps({"study": study.name, "profile": profile, "overrides": user_overrides}, default=list)
-    )
-    _check_study_dir(directory, wanted, resume=resume)
+    storage = directory.parent
 
     # Train's per-epoch reports carry the metric only at evaluation epochs (pre-training has no test
     # accuracy); ASHA skips such results, Tune's strict check would fail the trial on them.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     init_ray(address)
     check_cluster(sweep, profile, study.name, address, autoscaling=autoscaling)
-    runs_dir = directory / RUNS_DIR
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    marker = directory / STUDY_FILE
-    if not marker.exists():
-        write_text(marker, json.dumps({"format": STUDY_FORMAT} | wanted, indent=2))
+    runs_dir = claim_study_dir(directory, wanted)
 
     context = TrialContext(study.name, profile, sweep, str(runs_dir), user_overrides)
     # The Tune trial only drives its Train run; the Train workers hold the CPUs/GPUs. Tune refuses an empty

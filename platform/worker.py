@@ -23,7 +23,16 @@ from noisylab.engine import Bar, ProgressFactory, World, no_progress
 from noisylab.errors import UserError
 from noisylab.models import build_model
 from noisylab.prepare import DataBundle
-from noisylab.runtime import Context, LocalReporter, RayReporter, Reporter, TrainState, run_schedule
+from noisylab.runtime import (
+    Context,
+    LocalReporter,
+    PretrainCache,
+    RayReporter,
+    Reporter,
+    TrainState,
+    pretrain_cache_key,
+    run_schedule,
+)
 from noisylab.trainables import get_method, method_networks
 
 
@@ -35,6 +44,7 @@ class WorkerSpec:
     fail_at_step: int | None = None  # tests: crash once before this step of a fresh run
     progress: bool = True
     epoch_lines: bool = True  # one log line per epoch on rank 0 (sweeps turn it off: many trials at once)
+    pretrain_cache: str | None = None  # folder of shared pre-trainings (runtime.PretrainCache); None: off
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -80,6 +90,13 @@ def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, *, in_ray:
     )
 
 
+def pretrain_cache(spec: WorkerSpec, world: World) -> PretrainCache | None:
+    if spec.pretrain_cache is None:
+        return None
+    key = pretrain_cache_key(spec.cfg, networks=method_networks(spec.cfg.method), world_size=world.size)
+    return PretrainCache(Path(spec.pretrain_cache), key) if key is not None else None
+
+
 def outcome(state: TrainState) -> dict[str, Any]:
     """What rank 0 hands back to the driver: every step's metrics and the final training labels."""
     labels = state.labels.numpy() if state.labels is not None else None
@@ -97,6 +114,7 @@ def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
         reporter,
         fingerprint=spec.fingerprint,
         fail_at_step=spec.fail_at_step,
+        pretrain_cache=pretrain_cache(spec, ctx.world),
     )
     return outcome(state)
 
@@ -128,6 +146,7 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
             RayReporter(world),
             fingerprint=spec.fingerprint,
             fail_at_step=spec.fail_at_step,
+            pretrain_cache=pretrain_cache(spec, world),
         )
     except UserError as e:
         # Every rank sees the same all-reduced loss, so all stop here together; the driver turns the

@@ -29,6 +29,7 @@ STUDY_MODULES = (
     "stages_thresholds",
     "fmnist_cpu",
     "fmnist_methods",
+    "paper_ablation",
 )
 
 
