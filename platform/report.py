@@ -175,6 +175,7 @@ _VS_SCHEMA: dict[str, pl.DataType] = {
     "std_pct": pl.Float64(),
     "published_pct": pl.Float64(),
     "diff_pct": pl.Float64(),
+    "published_in": pl.String(),  # the published row's `table` (e.g. "Report Table II")
     "source": pl.String(),
 }
 
@@ -193,10 +194,13 @@ def vs_paper(cell_table: pl.DataFrame, published: pl.DataFrame, metric: str = "a
     any_model = pub.filter(pl.col("model") == "")
     one_model = pub.filter(pl.col("model") != "")
     measured = (
-        mine.join(one_model.select(*on, "model", "value_pct", "source"), on=[*on, "model"], how="left")
-        .join(any_model.select(*on, "value_pct", "source"), on=on, how="left", suffix="_any")
+        mine.join(
+            one_model.select(*on, "model", "value_pct", "table", "source"), on=[*on, "model"], how="left"
+        )
+        .join(any_model.select(*on, "value_pct", "table", "source"), on=on, how="left", suffix="_any")
         .with_columns(
             pl.coalesce("value_pct", "value_pct_any").alias("published_pct"),
+            pl.coalesce("table", "table_any").alias("published_in"),
             pl.coalesce("source", "source_any").alias("source"),
         )
         .with_columns((pl.col("mean_pct") - pl.col("published_pct")).alias("diff_pct"))
@@ -217,6 +221,7 @@ def vs_paper(cell_table: pl.DataFrame, published: pl.DataFrame, metric: str = "a
         pl.lit(None, pl.Float64).alias("std_pct"),
         pl.col("value_pct").alias("published_pct"),
         pl.lit(None, pl.Float64).alias("diff_pct"),
+        pl.col("table").alias("published_in"),
         "source",
         pl.lit(None, pl.UInt32).alias("_row"),  # after every measured row of its cell
     )

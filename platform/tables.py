@@ -108,11 +108,20 @@ def render_text(tables: Sequence[Titled], fmt: str) -> str:
     raise UserError(f"--format {fmt} cannot be shown on the terminal: give --output FILE")
 
 
+LONG_TEXT = ("source",)  # columns of prose (a paper and its table): cut on the terminal, whole in exports
+LONG_TEXT_WIDTH = 24  # characters
+
+
 def print_tables(tables: Sequence[Titled], console: Console) -> None:
     for t in tables:
         table = Table(title=t.title, title_justify="left")
         for name, dtype in t.frame.schema.items():
-            table.add_column(name, justify="right" if _numeric(dtype) else "left")
+            if _numeric(dtype):
+                table.add_column(name, justify="right")
+            elif name in LONG_TEXT:  # one line a row on the terminal; exports keep the whole text
+                table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=LONG_TEXT_WIDTH)
+            else:
+                table.add_column(name)
         for row in t.frame.iter_rows():
             table.add_row(*(cell_text(v) for v in row))
         if t.frame.height == 0:
