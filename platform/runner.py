@@ -377,7 +377,10 @@ def init_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     try:
         ray.init(
-            address=address,
+            # No address: a cluster of our own. Ray's own discovery (address None) looks for clusters
+            # started on this machine and prints a traceback when it finds several; `--address auto`
+            # attaches to this machine's cluster on purpose.
+            address=address or "local",
             include_dashboard=None,
             log_to_driver=True,
             configure_logging=True,

@@ -61,3 +61,19 @@ def test_two_workers_crash_and_resume_like_an_uninterrupted_run(
     assert resumed.resumed
     assert comparable(json.loads(resumed.record["history_json"])) == comparable(history)
     assert resumed.record["final_labels_sha256"] == whole.record["final_labels_sha256"]
+
+
+def test_without_an_address_runs_start_a_ray_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ray's discovery (address None) scans this machine's clusters and prints a traceback when it finds
+    # several ("Found multiple active Ray instances"); "local" always starts one of our own.
+    import ray
+
+    from noisylab.runner import init_ray
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: seen.update(kw))
+    init_ray(None)
+    assert seen["address"] == "local"
+    init_ray("auto")
+    assert seen["address"] == "auto"
