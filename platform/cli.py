@@ -336,11 +336,18 @@ def plot(
     locations: Annotated[
         list[str], typer.Argument(help="run folders, study folders or stores (paths, or s3://, gs:// URIs)")
     ],
-    out_dir: Annotated[Path, typer.Option("--out", help="folder for the PNG figures (created if needed)")],
+    out_dir: Annotated[
+        Path,
+        typer.Option("--output", "--out", "-o", help="folder for the figures (created if needed)"),
+    ],
     study: Annotated[str | None, typer.Option(help="keep only this study's records")] = None,
     metric: Annotated[str, typer.Option(help="acc (test accuracy) or f1 (test macro-F1)")] = "acc",
+    format_: Annotated[str, typer.Option("--format", help="png, pdf or svg")] = "png",
 ) -> None:
-    """Figures: accuracy against noise rate per method; selection precision per stage (pipeline runs)."""
+    """Figures: accuracy against noise rate per method; selection precision per stage (pipeline runs).
+
+    Example: noisylab plot runs --output figures --format pdf
+    """
     from noisylab.plots import plot_records
     from noisylab.store import filter_study, read_records
 
@@ -350,7 +357,7 @@ def plot(
             records = filter_study(records, study)
             if records.height == 0:
                 raise UserError(f"no records of study '{study}' in {', '.join(locations)}")
-        written = plot_records(records, out_dir, metric=metric)
+        written = plot_records(records, out_dir, metric=metric, fmt=format_)
     except UserError as e:
         raise fail(str(e)) from None
     for path in written:
