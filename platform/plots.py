@@ -22,8 +22,8 @@ import polars as pl
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from noisylab.errors import UserError
 from noisylab.confdiff import with_config_columns
+from noisylab.errors import UserError
 from noisylab.report import METRICS, cells, metric_column, noise_label
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under protan-, deutan- and tritanopia.
@@ -55,7 +55,7 @@ def plot_records(
     if fmt not in FORMATS:
         raise UserError(f"unknown figure format '{fmt}': choose one of {', '.join(FORMATS)}")
     if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir} is a file: give a folder for the figures")
+        raise UserError(f"--output {out_dir} is a file: give a folder for the figures")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
