@@ -33,7 +33,8 @@ PretrainMethod = Literal["simclr", "byol", "none"]
 class DataConfig:
     dataset: str = "fashion-mnist"
     root: str | None = None  # None: the dataset's default location (see noisylab.data.DEFAULT_ROOTS)
-    image_size: int | None = None  # pixels; None keeps fixed-size datasets as they are
+    name: str | None = None  # the dataset's name in reports; None: the .npz stem / folder name, or the format
+    image_size: int | None = None  # pixels; None keeps the native size (folders of mixed sizes: 224)
     train_subset: int | None = None  # samples, class-balanced, drawn with `subset_seed`; None = all
     test_subset: int | None = None
     subset_seed: int = 0  # fixed across run seeds so every seed sees the same images

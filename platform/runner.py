@@ -51,6 +51,16 @@ def default_name(cfg: RunConfig) -> str:
     return f"{cfg.method}-{cfg.data.dataset}-{noise}-{cfg.profile}-s{cfg.seed}-{cfg.fingerprint()[:6]}"
 
 
+def describe_data(bundle: Any) -> str:
+    """One line: what the run trains on, at which image size (folders may have been resized)."""
+    _, c, h, w = bundle.train_images.shape
+    where = f" from {bundle.source.root} (fingerprint {bundle.source.fingerprint})" if bundle.source else ""
+    return (
+        f"data {bundle.dataset}{where}: {len(bundle.clean_labels)} training images of {h}×{w} px, "
+        f"{c} channel{'s' if c > 1 else ''}"
+    )
+
+
 def check_run_dir(directory: Path, cfg: RunConfig) -> bool:
     """True when `directory` holds an unfinished run of this very config (so it will resume)."""
     cfg_path = directory / CONFIG_FILE
@@ -129,7 +139,9 @@ def execute(
         _write_text_atomic(directory / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
 
     if on_start is not None:
-        on_start(f"{'resuming' if resumed else 'starting'} run '{name}' in {directory}")
+        on_start(
+            f"{'resuming' if resumed else 'starting'} run '{name}' in {directory}\n{describe_data(bundle)}"
+        )
     started, t0 = now(), time.perf_counter()
     spec = WorkerSpec(
         cfg=cfg,
