@@ -38,8 +38,36 @@ def default_profile() -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
-@app.command()
+def _profiles_help() -> str:
+    from noisylab.profiles import PROFILES
+
+    return ", ".join(PROFILES) + "; default: gpu if CUDA is available, else cpu (`noisylab profiles`)"
+
+
+# Each option of `run` and the config field it sets (with --config, only the options given explicitly).
+_RUN_FIELDS = {
+    "dataset": "data.dataset",
+    "noise": "data.noise",
+    "method": "method",
+    "model": "model.name",
+    "seed": "seed",
+    "workers": "workers",
+    "gpu": "use_gpu",
+    "data_root": "data.root",
+    "dataset_name": "data.name",
+    "image_size": "data.image_size",
+}
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "  noisylab run --profile tiny --workers 0\n\n"
+    "  noisylab run --profile cpu-small --method ce --seed 1 --set refine.threshold=0.5\n\n"
+    "  noisylab run --dataset npz --data-root my.npz --dataset-name derma --image-size 32\n\n"
+    "  noisylab run --config runs/RUN/config.json --seed 2   (repeat a run, vary one field)"
+)
 def run(
+    click_ctx: typer.Context,
     dataset: Annotated[
         str,
         typer.Option(help="fashion-mnist, mnist, cifar10, cifar100, chest-xray, chaoyang, imagefolder, npz"),
@@ -53,12 +81,7 @@ def run(
         ),
     ] = "paper",
     model: Annotated[str, typer.Option(help="timm model name (resnet18, resnet34, ...)")] = "resnet18",
-    profile: Annotated[
-        str | None,
-        typer.Option(
-            help="gpu (the report's recipe), cpu, tiny; default: gpu if CUDA is available, else cpu"
-        ),
-    ] = None,
+    profile: Annotated[str | None, typer.Option(help=_profiles_help())] = None,
     seed: Annotated[int, typer.Option(help="seeds the noise, the initial weights and the data order")] = 0,
     workers: Annotated[
         int, typer.Option(help="Ray Train workers (data-parallel); 0 runs in this process without Ray")
@@ -66,6 +89,22 @@ def run(
     gpu: Annotated[bool, typer.Option("--gpu", help="one GPU per worker (NCCL); default CPU (gloo)")] = False,
     data_root: Annotated[
         Path | None, typer.Option(help="where the dataset lies (default: its usual place)")
+    ] = None,
+    dataset_name: Annotated[
+        str | None,
+        typer.Option(help="the dataset's name in reports (default: the .npz stem or folder name)"),
+    ] = None,
+    image_size: Annotated[
+        int | None,
+        typer.Option(help="resize images to this many pixels square (default: keep their native size)"),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="a saved config.json (or run folder) to repeat, or a TOML/JSON file of overrides; "
+            "options given on the command line and --set win over it",
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -80,23 +119,37 @@ def run(
 ) -> None:
     """Train one run to the end (or resume it) and write its result record."""
     from noisylab.config import parse_assignment
+    from noisylab.configfile import read_overrides
     from noisylab.profiles import PROFILES, make_config
     from noisylab.runner import execute
 
+    given = {
+        "dataset": dataset,
+        "noise": noise,
+        "method": method,
+        "model": model,
+        "seed": seed,
+        "workers": workers,
+        "gpu": gpu,
+        # absolute: the saved config then repeats the run from any folder
+        "data_root": str(data_root.resolve()) if data_root is not None else None,
+        "dataset_name": dataset_name,
+        "image_size": image_size,
+    }
     try:
-        overrides: dict[str, Any] = {
-            "data.dataset": dataset,
-            "data.noise": noise,
-            "method": method,
-            "model.name": model,
-            "seed": seed,
-            "workers": workers,
-            "use_gpu": gpu,
+        from_file = read_overrides(config) if config is not None else {}
+        # By name: typer may ship its own copy of click's ParameterSource enum.
+        explicit = {
+            k for k in given if getattr(click_ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"
         }
-        if data_root is not None:
-            overrides["data.root"] = str(data_root)
+        overrides: dict[str, Any] = {k: v for k, v in from_file.items() if k != "profile"}
+        overrides |= {
+            _RUN_FIELDS[k]: v
+            for k, v in given.items()
+            if (k in explicit or (config is None and v is not None))
+        }
         overrides |= dict(parse_assignment(a) for a in set_ or [])
-        chosen = profile or default_profile()
+        chosen = profile or from_file.get("profile") or default_profile()
         cfg = make_config(chosen, overrides)
 
         def announce(message: str) -> None:
@@ -110,7 +163,7 @@ def run(
             name=name,
             progress=progress and sys.stderr.isatty(),
             address=address,
-            use_ray=workers > 0,
+            use_ray=cfg.workers > 0,
             on_start=announce,
         )
     except UserError as e:
@@ -241,17 +294,77 @@ def show(
         Path, typer.Argument(help="a run folder (holding record.parquet) or the record itself")
     ],
 ) -> None:
-    """Print the summary of a finished run."""
+    """Print the summary of a run: a finished one's record, or an unfinished one's progress so far.
+
+    Example: noisylab show runs/paper-fashion-mnist-idn0.3-cpu-s0-1a2b3c
+    """
     from noisylab.results import RECORD_FILE, read_record
 
     path = run_dir / RECORD_FILE if run_dir.is_dir() else run_dir
     if not path.exists():
-        raise fail(f"no result record at {path}: is the run finished? (`noisylab run` writes it at the end)")
+        if run_dir.is_dir() and (run_dir / "config.json").exists():
+            print_progress(run_dir)
+            return
+        raise fail(f"no result record at {path} and no run started there (no config.json)")
     try:
         record = read_record(path)
     except Exception as e:  # a corrupt or foreign file: say so in one line
         raise fail(f"{path} is not a noisylab result record ({type(e).__name__}: {e})") from None
     print_summary(record, path.parent)
+    print_differences(json.loads(record.get("config_json") or "{}"))
+
+
+def print_differences(config: dict[str, Any]) -> None:
+    """The fields the run set apart from its method's defaults under its profile."""
+    from noisylab.confdiff import differences, value_text
+
+    if not config:
+        return
+    diff = differences(config)
+    table = Table(
+        "field",
+        "value",
+        title=f"settings that differ from {config.get('method')}'s defaults "
+        f"under profile {config.get('profile')}",
+        title_justify="left",
+    )
+    for k, v in diff.items():
+        table.add_row(k, value_text(v))
+    if diff:
+        out.print(table)
+    else:
+        out.print("settings: the method's defaults under its profile", highlight=False)
+
+
+def print_progress(run_dir: Path) -> None:
+    """An unfinished (or crashed) run: its config and the epochs logged in metrics.jsonl so far."""
+    from noisylab.config import load_config_json
+    from noisylab.live import METRICS_FILE, read_metrics
+    from noisylab.runtime import describe
+
+    try:
+        cfg = load_config_json(run_dir / "config.json")
+    except UserError as e:
+        raise fail(str(e)) from None
+    steps = read_metrics(run_dir / METRICS_FILE)
+    out.print(
+        f"run {run_dir.name}: not finished (no record yet); {cfg.method} on {cfg.data.dataset}, noise "
+        f"{cfg.data.noise}, profile {cfg.profile}, seed {cfg.seed}; {len(steps)} epochs logged",
+        highlight=False,
+    )
+    table = Table("step", "phase", "iteration", "epoch", "figures", title="progress", title_justify="left")
+    for row in steps:
+        table.add_row(
+            str(row["step"] + 1),
+            str(row.get("phase")),
+            str(row.get("iteration")),
+            str(row.get("epoch")),
+            describe({k: (float("nan") if v is None else v) for k, v in row.items()}),
+        )
+    if steps:
+        out.print(table)
+    print_differences(cfg.to_dict())
+    out.print(f"live: tail -f {run_dir / METRICS_FILE}", markup=False, highlight=False)
 
 
 @app.command()

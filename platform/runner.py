@@ -4,6 +4,7 @@ Layout of a run under the storage folder (default `./runs`):
 
     runs/<name>/config.json      the checked config (written when the run starts)
     runs/<name>/checkpoint_*/    Ray Train checkpoints (state.pt), one per epoch, newest kept
+    runs/<name>/metrics.jsonl    one JSON line per finished epoch, written as the run goes (live.py)
     runs/<name>/record.parquet   the result record, written atomically when the run ends
 
 Running the same command again resumes an unfinished run from its last checkpoint, and reports a
@@ -27,6 +28,7 @@ import numpy as np
 
 from noisylab.config import RunConfig, load_config_json, validate
 from noisylab.errors import UserError
+from noisylab.live import METRICS_FILE
 from noisylab.models import build_model
 from noisylab.prepare import prepare_data
 from noisylab.results import RECORD_FILE, build_record, now, read_record, write_record
@@ -150,6 +152,7 @@ def execute(
         fail_at_step=fail_at_step,
         progress=progress,
         epoch_lines=epoch_lines,
+        metrics_path=str(directory / METRICS_FILE),
     )
     if use_ray:
         result = _fit_with_ray(

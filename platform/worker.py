@@ -20,6 +20,7 @@ import torch
 from noisylab.config import RunConfig
 from noisylab.data.augment import Augmenter
 from noisylab.engine import Bar, ProgressFactory, World, no_progress
+from noisylab.live import metrics_writer
 from noisylab.models import build_model
 from noisylab.prepare import DataBundle
 from noisylab.runtime import Context, LocalReporter, RayReporter, Reporter, TrainState, run_schedule
@@ -34,6 +35,7 @@ class WorkerSpec:
     fail_at_step: int | None = None  # tests: crash once before this step of a fresh run
     progress: bool = True
     epoch_lines: bool = True  # one log line per epoch on rank 0 (sweeps turn it off: many trials at once)
+    metrics_path: str | None = None  # rank 0 appends each epoch's metrics here (live.METRICS_FILE)
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -85,6 +87,12 @@ def outcome(state: TrainState) -> dict[str, Any]:
     return {"history": state.history, "labels": labels}
 
 
+def _on_step(spec: WorkerSpec, world: World) -> Callable[[int, Any, dict[str, Any]], None] | None:
+    if spec.metrics_path is None or not world.is_main:
+        return None
+    return metrics_writer(Path(spec.metrics_path))
+
+
 def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
     """The whole run in this process, no Ray: checkpoints go to `directory`."""
     bundle: DataBundle = spec.data
@@ -96,6 +104,7 @@ def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
         reporter,
         fingerprint=spec.fingerprint,
         fail_at_step=spec.fail_at_step,
+        on_step=_on_step(spec, ctx.world),
     )
     return outcome(state)
 
@@ -126,6 +135,7 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         RayReporter(world),
         fingerprint=spec.fingerprint,
         fail_at_step=spec.fail_at_step,
+        on_step=_on_step(spec, world),
     )
     return outcome(state) if world.is_main else None
 

@@ -177,3 +177,54 @@ def test_console_script_is_installed() -> None:
     assert exe is not None
     done = subprocess.run([exe, "run", "--noise", "idn:2"], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.strip().startswith("error: ")
+
+
+def test_live_metrics_config_repeat_and_progress(digits_npz: Path, tmp_path: Path) -> None:
+    from noisylab.live import read_metrics
+
+    args = [*digits_args(digits_npz, tmp_path / "a"), "--set", "refine.threshold=0.5", "--dataset-name", "dg"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "16×16 px" in result.stderr  # the image size the run uses
+    (run_dir,) = (tmp_path / "a").iterdir()
+    steps = read_metrics(run_dir / "metrics.jsonl")
+    history = json.loads(__import__("polars").read_parquet(run_dir / "record.parquet")["history_json"][0])
+    assert [s["step"] for s in steps] == list(range(len(history)))
+    assert steps[-1]["test_acc"] == pytest.approx(history[-1]["test_acc"])
+    shown = runner.invoke(app, ["show", str(run_dir)])
+    assert "refine.threshold" in shown.stdout and "data.name" in shown.stdout
+
+    # The saved config repeats the run exactly (same fingerprint); an option given varies it.
+    saved = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    again = runner.invoke(
+        app, ["run", "--config", str(run_dir / "config.json"), "--storage", str(tmp_path / "a")]
+    )
+    assert again.exit_code == 0 and "already finished" in again.stderr
+    varied = runner.invoke(
+        app,
+        ["run", "--config", str(run_dir), "--seed", "1", "--storage", str(tmp_path / "b"), "--no-progress"],
+    )
+    assert varied.exit_code == 0, varied.output
+    (other,) = (tmp_path / "b").iterdir()
+    cfg = RunConfig.from_dict(json.loads((other / "config.json").read_text()))
+    assert cfg.seed == 1 and cfg.refine.threshold == 0.5 and cfg.data.name == "dg"
+    assert cfg.to_dict() | {"seed": 0} == saved.to_dict()
+
+    # An unfinished run: its progress so far.
+    (other / "record.parquet").unlink()
+    lines = (other / "metrics.jsonl").read_text().splitlines()
+    (other / "metrics.jsonl").write_text("\n".join(lines[:2]) + '\n{"half')
+    progress = runner.invoke(app, ["show", str(other)])
+    assert (
+        progress.exit_code == 0 and "not finished" in progress.stdout and "2 epochs logged" in progress.stdout
+    )
+
+
+def test_overrides_file_in_toml(digits_npz: Path, tmp_path: Path) -> None:
+    from noisylab.configfile import load_config, read_overrides
+
+    path = tmp_path / "vary.toml"
+    path.write_text('method = "ce"\n[refine]\nthreshold = 0.25\n[data]\n"crop_padding" = 1\n')
+    assert read_overrides(path) == {"method": "ce", "refine.threshold": 0.25, "data.crop_padding": 1}
+    cfg = load_config(path, profile="tiny", data__root=str(digits_npz), data__dataset="npz")
+    assert (cfg.method, cfg.refine.threshold, cfg.data.crop_padding, cfg.profile) == ("ce", 0.25, 1, "tiny")
