@@ -477,6 +477,29 @@ def plot(
         typer.echo(str(path))
 
 
+@app.command(
+    epilog="Examples:\n\n"
+    "  noisylab labels runs/RUN --output suspects.parquet\n\n"
+    "  noisylab labels runs/RUN --output pred_probs.npy   (cleanlab: find_label_issues(labels, pred_probs))"
+)
+def labels(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run folder (holding samples.parquet)")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="a .parquet, .csv or .npy file (.npy: pred_probs only)")
+    ],
+) -> None:
+    """Export one row per training sample: index, given and final label, when it was relabelled or
+    selected, its last selection score, and the final class probabilities (cleanlab's pred_probs)."""
+    from noisylab.samples import export_samples, read_samples
+
+    try:
+        written = export_samples(read_samples(run_dir), output)
+    except UserError as e:
+        raise fail(str(e)) from None
+    for path in written:
+        typer.echo(f"wrote {path}", err=True)
+
+
 @app.command()
 def fields() -> None:
     """List every config field that --set (and sweeps) can change, with its default."""

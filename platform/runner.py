@@ -5,6 +5,7 @@ Layout of a run under the storage folder (default `./runs`):
     runs/<name>/config.json      the checked config (written when the run starts)
     runs/<name>/checkpoint_*/    Ray Train checkpoints (state.pt), one per epoch, newest kept
     runs/<name>/metrics.jsonl    one JSON line per finished epoch, written as the run goes (live.py)
+    runs/<name>/samples.parquet  per training sample: labels, selections, final class probabilities
     runs/<name>/record.parquet   the result record, written atomically when the run ends
 
 Running the same command again resumes an unfinished run from its last checkpoint, and reports a
@@ -32,6 +33,7 @@ from noisylab.live import METRICS_FILE
 from noisylab.models import build_model
 from noisylab.prepare import prepare_data
 from noisylab.results import RECORD_FILE, build_record, now, read_record, write_record
+from noisylab.samples import SAMPLES_FILE, sample_table, write_samples
 from noisylab.trainables import method_names, method_networks
 from noisylab.worker import WorkerSpec, run_local, train_loop
 
@@ -180,6 +182,17 @@ def execute(
         params=params,
     )
     _save_labels(directory / LABELS_FILE, labels)
+    if result.get("probs") is not None:
+        write_samples(
+            sample_table(
+                given=bundle.noisy_labels,
+                final=labels if labels is not None else bundle.noisy_labels,
+                clean=bundle.clean_labels,
+                probs=result["probs"],
+                tracked=result.get("tracked"),
+            ),
+            directory / SAMPLES_FILE,
+        )
     write_record(record, record_path)  # last: its presence means the run is complete
     return RunOutcome(name, directory, record, resumed=resumed, already_done=False)
 

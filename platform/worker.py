@@ -81,10 +81,15 @@ def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, *, in_ray:
     )
 
 
-def outcome(state: TrainState) -> dict[str, Any]:
-    """What rank 0 hands back to the driver: every step's metrics and the final training labels."""
+def outcome(state: TrainState, ctx: Context) -> dict[str, Any]:
+    """What rank 0 hands back to the driver: every step's metrics, the final training labels, and the
+    per-sample data of `samples.parquet`. Every rank must call it (the final scan all-gathers)."""
+    from noisylab.samples import TRACKED, final_probabilities
+
     labels = state.labels.numpy() if state.labels is not None else None
-    return {"history": state.history, "labels": labels}
+    probs = final_probabilities(ctx)
+    tracked = {k: v for k, v in state.extra.items() if k in TRACKED}
+    return {"history": state.history, "labels": labels, "probs": probs, "tracked": tracked}
 
 
 def _on_step(spec: WorkerSpec, world: World) -> Callable[[int, Any, dict[str, Any]], None] | None:
@@ -106,7 +111,7 @@ def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
         fail_at_step=spec.fail_at_step,
         on_step=_on_step(spec, ctx.world),
     )
-    return outcome(state)
+    return outcome(state, ctx)
 
 
 def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
@@ -137,7 +142,8 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         fail_at_step=spec.fail_at_step,
         on_step=_on_step(spec, world),
     )
-    return outcome(state) if world.is_main else None
+    result = outcome(state, ctx)
+    return result if world.is_main else None
 
 
 def _quiet_train_reports() -> None:
