@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from noisylab import quiet
 from noisylab.config import RunConfig, load_config_json, validate
 from noisylab.errors import UserError
 from noisylab.live import METRICS_FILE
@@ -252,6 +253,8 @@ def init_ray(address: str | None) -> None:
     # Train's controller collects each epoch's report on this poll; its 2 s default would stall short
     # epochs (the report queue holds one entry). Must be set before Ray starts its processes.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
+    if address is None:  # a cluster of our own: its known-harmless notices are noise (see quiet.py)
+        quiet.install()
     try:
         ray.init(
             address=address,
@@ -264,6 +267,8 @@ def init_ray(address: str | None) -> None:
         raise UserError(
             f"cannot reach a Ray cluster at {address}: {e}; check the address (ray status)"
         ) from None
+    if address is None and (logs := quiet.ray_logs_dir()):
+        logging.getLogger("noisylab").warning("Ray's full logs: %s", logs)
 
 
 def check_reachable(address: str, *, timeout_s: float = 5.0) -> None:

@@ -88,7 +88,8 @@ def outcome(state: TrainState, ctx: Context) -> dict[str, Any]:
 
     labels = state.labels.numpy() if state.labels is not None else None
     probs = final_probabilities(ctx)
-    tracked = {k: v for k, v in state.extra.items() if k in TRACKED}
+    # numpy, not tensors: Ray Train refuses to return tensors from the training function
+    tracked = {k: v.numpy() for k, v in state.extra.items() if k in TRACKED}
     return {"history": state.history, "labels": labels, "probs": probs, "tracked": tracked}
 
 
