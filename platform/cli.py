@@ -210,7 +210,11 @@ def sweep(
         ),
     ] = False,
 ) -> None:
-    """Run a whole study with Ray Tune: one Ray Train run per trial, every record in one store."""
+    """Run a whole study with Ray Tune: one Ray Train run per trial, every record in one store.
+
+    Examples: noisylab sweep fmnist_cpu --profile cpu --dry-run ; noisylab sweep fmnist_cpu --profile cpu ;
+    noisylab sweep my_study.py --set data.root=/data/fmnist --resume
+    """
     from noisylab.config import parse_assignment
     from noisylab.sweeps import get_study
 
@@ -250,16 +254,20 @@ def sweep(
 
 def print_plan(spec: Any, profile: str, overrides: dict[str, Any]) -> None:
     """The trials a sweep would run, after checking every one of them."""
+    from noisylab.confdiff import flatten, value_text
     from noisylab.profiles import PROFILES
     from noisylab.sweep import describe_domain, plan
 
     configs = plan(spec, profile, overrides)
     sweep_profile = spec.profile(profile)
     table = Table(title=f"{spec.name}: {spec.description}", title_justify="left")
-    for col in ("#", "method", "dataset", "noise", "model", "seed"):
+    shown = ["method", "data.dataset", "data.noise", "model.name", "seed"]
+    axes = shown + [a for a in spec.grid_points(profile)[0] if a not in shown] if configs else shown
+    for col in ("#", *axes):
         table.add_column(col)
     for i, cfg in enumerate(configs, start=1):
-        table.add_row(str(i), cfg.method, cfg.data.dataset, cfg.data.noise, cfg.model.name, str(cfg.seed))
+        flat = flatten(cfg.to_dict())
+        table.add_row(str(i), *(value_text(flat[a]) for a in axes))
     out.print(table)
     for path, domain in spec.search.items():
         out.print(f"  × {spec.num_samples} samples of {path}: {describe_domain(domain)}", highlight=False)
@@ -275,7 +283,10 @@ def print_plan(spec: Any, profile: str, overrides: dict[str, Any]) -> None:
 
 @app.command()
 def studies() -> None:
-    """List the studies `noisylab sweep` can run."""
+    """List the studies `noisylab sweep` can run.
+
+    Example: noisylab studies
+    """
     from noisylab.sweeps import get_study, study_names
 
     table = Table()
@@ -394,7 +405,13 @@ def report(
     ] = "table",
     output: Annotated[Path | None, typer.Option(help="write to this file instead of the terminal")] = None,
 ) -> None:
-    """Summarise result records in tables: the paper's pivot, the best configuration, diagnostics, time."""
+    """Summarise result records in tables: the paper's pivot, the best configuration, diagnostics, time.
+
+    Runs whose configs differ in more than the seed are separate rows, labelled by what differs.
+
+    Examples: noisylab report runs ; noisylab report --study paper_table2 --vs-paper ;
+    noisylab report studies/fmnist_cpu --table all --format latex --output t.tex
+    """
     from noisylab.published import load_published
     from noisylab.report import report_tables
     from noisylab.store import filter_study, read_records
@@ -502,19 +519,27 @@ def labels(
 
 @app.command()
 def fields() -> None:
-    """List every config field that --set (and sweeps) can change, with its default."""
-    from noisylab.config import RunConfig, field_paths
+    """List every config field that --set (and sweeps, and --config files) can change: its type, its
+    default before a profile, and what it means (from the comments of noisylab/config.py).
+
+    Examples: noisylab fields ; noisylab run --set refine.threshold=0.5
+    """
+    from noisylab.config import RunConfig, type_name
+    from noisylab.fielddocs import describe_fields
 
     defaults = _flatten(RunConfig().to_dict())
-    table = Table("field", "default", title="config fields (defaults before a profile)")
-    for path in field_paths():
-        table.add_row(path, json.dumps(defaults[path]))
+    table = Table("field", "type", "default", "what", title="config fields (defaults before a profile)")
+    for path, (tp, text) in describe_fields().items():
+        table.add_row(path, type_name(tp), json.dumps(defaults[path]), text)
     out.print(table)
 
 
 @app.command()
 def profiles() -> None:
-    """List the run profiles and what each changes."""
+    """List the run profiles and what each changes.
+
+    Example: noisylab profiles
+    """
     from noisylab.profiles import PROFILES
 
     table = Table("profile", "description", "overrides", title="profiles")

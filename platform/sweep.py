@@ -77,10 +77,15 @@ def plan(study: Study, profile: str, user_overrides: dict[str, Any]) -> list[Run
         ends = domain.values if isinstance(domain, Choice) else (domain.low, domain.high)
         probes += [{path: v} for v in ends]
     configs = []
-    for point in study.grid_points(profile):
-        configs.append(trial_config(ctx, point, {}))
-        for probe in probes[1:]:
-            trial_config(ctx, point, probe)
+    for number, point in enumerate(study.grid_points(profile), start=1):
+        for probe in probes:
+            try:
+                cfg = trial_config(ctx, point, probe)
+            except UserError as e:  # name the trial (and the search value) the bad value came from
+                where = ", ".join(f"{k}={v}" for k, v in (point | probe).items())
+                raise UserError(f"trial {number} ({where}): {e}") from None
+            if not probe:
+                configs.append(cfg)
     return configs
 
 

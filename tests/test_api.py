@@ -38,5 +38,5 @@ def test_run_refuses_bad_input_with_a_user_error(tmp_path: Path) -> None:
     from noisylab.api import load_config
     from noisylab.errors import UserError
 
-    with pytest.raises(UserError, match="refine.thresold"):
+    with pytest.raises(UserError, match=r"refine\.thresold"):
         load_config(profile="tiny", refine__thresold=0.5)

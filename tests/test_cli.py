@@ -228,3 +228,28 @@ def test_overrides_file_in_toml(digits_npz: Path, tmp_path: Path) -> None:
     assert read_overrides(path) == {"method": "ce", "refine.threshold": 0.25, "data.crop_padding": 1}
     cfg = load_config(path, profile="tiny", data__root=str(digits_npz), data__dataset="npz")
     assert (cfg.method, cfg.refine.threshold, cfg.data.crop_padding, cfg.profile) == ("ce", 0.25, 1, "tiny")
+
+
+def test_fields_have_types_and_descriptions() -> None:
+    from noisylab.config import field_paths
+    from noisylab.fielddocs import describe_fields
+
+    described = describe_fields()
+    assert set(described) == set(field_paths())
+    missing = [path for path, (_, text) in described.items() if not text]
+    assert not missing, f"fields without a comment in config.py: {missing}"
+    assert (
+        "threshold" in described["refine.threshold"][1].lower() or "1.0" in described["refine.threshold"][1]
+    )
+    result = runner.invoke(app, ["fields"], env={"COLUMNS": "250"})
+    assert "float or None" in result.stdout and "NoneType" not in result.stdout
+
+
+def test_help_shows_examples_and_every_profile() -> None:
+    from noisylab.profiles import PROFILES
+
+    for command in ("run", "sweep", "report", "plot", "show", "labels", "fields"):
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0 and "noisylab " + command in result.stdout, command
+    run_help = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).stdout
+    assert all(name in run_help for name in PROFILES)

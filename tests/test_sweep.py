@@ -224,3 +224,26 @@ def test_two_trial_sweep_through_tune_then_resume_keeps_every_record_once(
     assert _digest(again.records) == before
     assert len(list((tmp_path / "tiny" / "runs").glob("*/record.parquet"))) == 2
     assert any("resuming sweep 'tiny'" in line for line in lines)
+
+
+def test_dry_run_shows_every_axis_and_names_the_trial_of_a_bad_value(
+    tmp_path: Path, digits_npz: Path
+) -> None:
+    def study(thresholds: tuple[float, ...]) -> Path:
+        path = tmp_path / "axes.py"
+        path.write_text(
+            "from noisylab.sweeps import Study, SweepProfile\n"
+            "STUDY = Study(name='axes', description='thresholds',\n"
+            f"    grid={{'method': ('paper',), 'refine.threshold': {thresholds!r}}},\n"
+            f"    profiles={{'cpu': SweepProfile('tiny', {digits_overrides(digits_npz)!r}, seeds=(0,))}})\n"
+        )
+        return path
+
+    ok = runner.invoke(
+        app, ["sweep", str(study((0.5, 1.5))), "--dry-run", "--profile", "cpu"], env={"COLUMNS": "200"}
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "refine.threshold" in ok.output and "1.5" in ok.output
+    bad = runner.invoke(app, ["sweep", str(study((0.5, -1.0))), "--dry-run", "--profile", "cpu"])
+    assert bad.exit_code == 2
+    assert "trial 2 (" in bad.output and "refine.threshold=-1.0" in bad.output, bad.output
