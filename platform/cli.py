@@ -116,12 +116,17 @@ def run(
     storage: Annotated[Path, typer.Option(help="folder for runs: checkpoints and records")] = Path("runs"),
     address: Annotated[str | None, typer.Option(help="attach to a running Ray cluster (e.g. auto)")] = None,
     progress: Annotated[bool, typer.Option(help="progress bars")] = True,
+    logger: Annotated[
+        list[str] | None,
+        typer.Option(help="also log every epoch to tensorboard or mlflow (local files); repeatable"),
+    ] = None,
 ) -> None:
     """Train one run to the end (or resume it) and write its result record."""
     from noisylab.config import parse_assignment
     from noisylab.configfile import read_overrides
     from noisylab.profiles import PROFILES, make_config
     from noisylab.runner import execute
+    from noisylab.trackers import check_loggers
 
     given = {
         "dataset": dataset,
@@ -151,6 +156,7 @@ def run(
         overrides |= dict(parse_assignment(a) for a in set_ or [])
         chosen = profile or from_file.get("profile") or default_profile()
         cfg = make_config(chosen, overrides)
+        loggers = check_loggers(logger or [])
 
         def announce(message: str) -> None:
             err.print(
@@ -165,6 +171,7 @@ def run(
             address=address,
             use_ray=cfg.workers > 0,
             on_start=announce,
+            loggers=loggers,
         )
     except UserError as e:
         raise fail(str(e)) from None
@@ -202,6 +209,10 @@ def sweep(
     address: Annotated[
         str | None, typer.Option(help="attach to a running Ray cluster (auto, or ray://host:10001)")
     ] = None,
+    logger: Annotated[
+        list[str] | None,
+        typer.Option(help="log every trial's epochs to tensorboard or mlflow (local files); repeatable"),
+    ] = None,
     autoscaling: Annotated[
         bool,
         typer.Option(
@@ -226,9 +237,11 @@ def sweep(
             print_plan(spec, chosen, overrides)
             return
         from noisylab.sweep import run_sweep
+        from noisylab.trackers import check_loggers
 
         outcome = run_sweep(
             spec,
+            loggers=check_loggers(logger or []),
             profile=chosen,
             storage=storage,
             user_overrides=overrides,

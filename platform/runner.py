@@ -115,6 +115,7 @@ def execute(
     gpus_per_worker: float = 1.0,
     epoch_lines: bool = True,
     train_callbacks: list[Any] | None = None,
+    loggers: tuple[str, ...] = (),
 ) -> RunOutcome:
     """Run `cfg` to the end (or resume it) and return its record. UserError for anything fixable.
 
@@ -156,6 +157,7 @@ def execute(
         progress=progress,
         epoch_lines=epoch_lines,
         metrics_path=str(directory / METRICS_FILE),
+        loggers=loggers,
     )
     if use_ray:
         result = _fit_with_ray(

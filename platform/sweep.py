@@ -26,6 +26,7 @@ from noisylab.errors import UserError
 from noisylab.profiles import make_config
 from noisylab.runner import default_name, execute, init_ray
 from noisylab.sweeps import Choice, LogUniform, Study, SweepProfile, Uniform
+from noisylab.trackers import MLRUNS, ray_callbacks
 from noisylab.trainables import method_names
 
 STUDY_FILE = "study.json"
@@ -193,6 +194,7 @@ def run_sweep(
     address: str | None = None,
     autoscaling: bool = False,
     write: Callable[[str], None] = print,
+    loggers: tuple[str, ...] = (),
 ) -> SweepOutcome:
     """Run (or resume) every trial of `study`; returns where the records are and what failed."""
     from ray import tune
@@ -242,7 +244,7 @@ def run_sweep(
         name=study.name,
         storage_path=str(storage),
         verbose=0,  # our progress callback says what happened, one line per event
-        callbacks=[SweepProgress(total)],
+        callbacks=[SweepProgress(total), *ray_callbacks(loggers, directory / MLRUNS, experiment=study.name)],
         failure_config=tune.FailureConfig(max_failures=1),
     )
     if resume and tune.Tuner.can_restore(str(directory)):

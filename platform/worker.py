@@ -24,6 +24,7 @@ from noisylab.live import metrics_writer
 from noisylab.models import build_model
 from noisylab.prepare import DataBundle
 from noisylab.runtime import Context, LocalReporter, RayReporter, Reporter, TrainState, run_schedule
+from noisylab.trackers import RunTrackers, combine
 from noisylab.trainables import get_method, method_networks
 
 
@@ -36,6 +37,7 @@ class WorkerSpec:
     progress: bool = True
     epoch_lines: bool = True  # one log line per epoch on rank 0 (sweeps turn it off: many trials at once)
     metrics_path: str | None = None  # rank 0 appends each epoch's metrics here (live.METRICS_FILE)
+    loggers: tuple[str, ...] = ()  # experiment trackers rank 0 feeds every epoch (trackers.LOGGERS)
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -93,10 +95,13 @@ def outcome(state: TrainState, ctx: Context) -> dict[str, Any]:
     return {"history": state.history, "labels": labels, "probs": probs, "tracked": tracked}
 
 
-def _on_step(spec: WorkerSpec, world: World) -> Callable[[int, Any, dict[str, Any]], None] | None:
+def _on_step(spec: WorkerSpec, world: World) -> tuple[Callable[[int, Any, dict[str, Any]], None] | None, Any]:
+    """Rank 0's per-epoch writers (metrics.jsonl, trackers), and the trackers to close at the end."""
     if spec.metrics_path is None or not world.is_main:
-        return None
-    return metrics_writer(Path(spec.metrics_path))
+        return None, None
+    path = Path(spec.metrics_path)
+    trackers = RunTrackers(spec.loggers, path.parent, spec.cfg.to_dict()) if spec.loggers else None
+    return combine(metrics_writer(path), trackers), trackers
 
 
 def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
@@ -104,14 +109,17 @@ def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
     bundle: DataBundle = spec.data
     ctx = build_context(spec, bundle, World(), in_ray=False)
     reporter: Reporter = LocalReporter(directory)
+    on_step, trackers = _on_step(spec, ctx.world)
     state = run_schedule(
         get_method(spec.cfg.method),
         ctx,
         reporter,
         fingerprint=spec.fingerprint,
         fail_at_step=spec.fail_at_step,
-        on_step=_on_step(spec, ctx.world),
+        on_step=on_step,
     )
+    if trackers is not None:
+        trackers.close()
     return outcome(state, ctx)
 
 
@@ -135,14 +143,17 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         ctx.model = ray.train.torch.prepare_model(
             ctx.net, parallel_strategy_kwargs={"find_unused_parameters": True}
         )
+    on_step, trackers = _on_step(spec, world)
     state = run_schedule(
         get_method(spec.cfg.method),
         ctx,
         RayReporter(world),
         fingerprint=spec.fingerprint,
         fail_at_step=spec.fail_at_step,
-        on_step=_on_step(spec, world),
+        on_step=on_step,
     )
+    if trackers is not None:
+        trackers.close()
     result = outcome(state, ctx)
     return result if world.is_main else None
 

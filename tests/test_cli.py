@@ -253,3 +253,23 @@ def test_help_shows_examples_and_every_profile() -> None:
         assert result.exit_code == 0 and "noisylab " + command in result.stdout, command
     run_help = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).stdout
     assert all(name in run_help for name in PROFILES)
+
+
+def test_tensorboard_logger_writes_every_epoch(digits_npz: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, [*digits_args(digits_npz, tmp_path), "--logger", "tensorboard"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = tmp_path.iterdir()
+    (events,) = run_dir.glob("events.out.tfevents.*")
+    data = events.read_bytes()
+    assert b"ray/tune/train_loss" in data and b"ray/tune/test_acc" in data
+
+
+def test_a_logger_without_its_package_is_one_line(
+    digits_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if the mlflow extra were not installed
+    result = runner.invoke(app, [*digits_args(digits_npz, tmp_path), "--logger", "mlflow"])
+    assert result.exit_code == 2 and "pip install -e '.[mlflow]'" in result.stderr
+    result = runner.invoke(app, [*digits_args(digits_npz, tmp_path), "--logger", "wandb"])
+    assert result.exit_code == 2 and "unknown --logger 'wandb'" in result.stderr
+    assert not list(tmp_path.iterdir())  # refused before anything was written

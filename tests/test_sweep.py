@@ -207,8 +207,11 @@ def test_two_trial_sweep_through_tune_then_resume_keeps_every_record_once(
 ) -> None:
     study = tiny_study(digits_npz)
     lines: list[str] = []
-    outcome = run_sweep(study, profile="cpu", storage=tmp_path, write=lines.append)
+    outcome = run_sweep(study, profile="cpu", storage=tmp_path, write=lines.append, loggers=("tensorboard",))
     assert outcome.failed == [] and outcome.finished == 2
+    # Ray's TensorBoard logger callback wrote each trial's epochs into its Tune folder
+    events = list((tmp_path / "tiny").rglob("events.out.tfevents.*"))
+    assert len(events) == 2 and all(b"ray/tune/train_loss" in e.read_bytes() for e in events)
     assert len(outcome.records) == 2
     records = pl.concat([pl.read_parquet(p) for p in outcome.records])
     assert sorted(records["seed"].to_list()) == [0, 1]
