@@ -45,7 +45,8 @@ def _class_fields() -> dict[str, dict[str, str]]:
                 continue
             text = comments.get(item.lineno, "")
             if not text:  # the comment block right above
-                above, n = [], item.lineno - 1
+                above: list[str] = []
+                n = item.lineno - 1
                 while n >= 1 and lines[n - 1].strip().startswith("#"):
                     above.insert(0, comments.get(n, ""))
                     n -= 1
@@ -69,7 +70,7 @@ def describe_fields(cls: type = RunConfig, prefix: str = "") -> dict[str, tuple[
     hints = typing.get_type_hints(cls)
     own = _class_fields().get(cls.__name__, {})
     out: dict[str, tuple[Any, str]] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in dataclasses.fields(cls):
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
             out |= describe_fields(tp, f"{prefix}{f.name}.")  # type: ignore[arg-type]

@@ -589,7 +589,8 @@ def report_tables(
         chosen.insert(0, "vs_paper")  # every table: the comparison and the plain pivot both
     out: list[Titled] = []
     for t in chosen:
-        if t == "vs_paper" or (t == "pivot" and published is not None and table != "all"):
+        comparing = t == "vs_paper" or (t == "pivot" and table != "all")
+        if comparing and published is not None:
             out.append(
                 Titled(
                     "vs_paper",
