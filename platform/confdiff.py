@@ -27,6 +27,11 @@ NOT_LABELLED = frozenset(
 )
 
 
+def _comparable(flat: dict[str, Any]) -> dict[str, Any]:
+    """`workers` 0 (in-process) and 1 (one Ray worker) train the same world of one rank: not a difference."""
+    return flat | {"workers": 1} if flat.get("workers") == 0 else flat
+
+
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{"refine": {"threshold": 1.0}} → {"refine.threshold": 1.0}; tuples become lists (JSON's form)."""
     flat: dict[str, Any] = {}
@@ -52,7 +57,7 @@ def _defaults(profile: str, method: str) -> dict[str, Any]:
 def differences(cfg: RunConfig | dict[str, Any]) -> dict[str, Any]:
     """The dotted-path fields of `cfg` whose value differs from its method's defaults under its profile
     (the seed, method and profile themselves excluded)."""
-    flat = flatten(cfg.to_dict() if isinstance(cfg, RunConfig) else cfg)
+    flat = _comparable(flatten(cfg.to_dict() if isinstance(cfg, RunConfig) else cfg))
     base = _defaults(str(flat.get("profile", "gpu")), str(flat.get("method", "paper")))
     skip = ("seed", "method", "profile")
     return {k: v for k, v in sorted(flat.items()) if k not in skip and base.get(k, object()) != v}
@@ -92,7 +97,7 @@ def with_config_columns(records: pl.DataFrame) -> pl.DataFrame:
         if config is None:
             keys.append("")
         else:
-            flat = {k: v for k, v in flatten(config).items() if k not in ("seed", "data.root")}
+            flat = {k: v for k, v in _comparable(flatten(config)).items() if k not in ("seed", "data.root")}
             keys.append(json.dumps(flat, sort_keys=True) + (fp or flat.get("data.root", "") or ""))
         drop = shared.get(study, {}) if study is not None else {}
         labels.append(label({k: v for k, v in diff.items() if drop.get(k, _ABSENT) != v}))

@@ -522,3 +522,10 @@ def test_same_label_but_different_configs_stay_apart() -> None:
     table = cells(frame(records))
     assert table.height == 2 and table["n"].to_list() == [2, 2]
     assert table["config"].n_unique() == 2
+
+
+def test_in_process_and_one_ray_worker_are_one_configuration() -> None:
+    records = [make_record(seed=0, config={"workers": 0}), make_record(seed=1, config={"workers": 1})]
+    records.append(make_record(seed=0, config={"workers": 2}))  # two ranks split batches: another config
+    table = cells(frame(records)).sort("config")
+    assert table["config"].to_list() == ["", "workers=2"] and table["n"].to_list() == [2, 1]
