@@ -29,6 +29,7 @@ class DataBundle:
     test_labels: np.ndarray  # int64 [T]
     noise: NoisyLabels
     source: DataSource | None = None  # where the data was read from, and its fingerprint
+    train_index: np.ndarray | None = None  # int64 [N]: each training sample's position in the full set
 
     @property
     def num_classes(self) -> int:
@@ -92,4 +93,5 @@ def prepare_data(cfg: RunConfig) -> DataBundle:
         test_labels=ds.test.labels.numpy()[test_idx].astype(np.int64),
         noise=noise,
         source=source,
+        train_index=train_idx.astype(np.int64),
     )

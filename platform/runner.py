@@ -193,6 +193,7 @@ def execute(
                 clean=bundle.clean_labels,
                 probs=result["probs"],
                 tracked=result.get("tracked"),
+                dataset_index=bundle.train_index,
             ),
             directory / SAMPLES_FILE,
         )

@@ -1,6 +1,7 @@
 """Per-sample outcome of a run: `samples.parquet` in the run folder, and `noisylab labels` exports.
 
-One row per training sample (in the order of the run's training subset): its index, the label training
+One row per training sample (in the order of the run's training subset): its index there and in the
+dataset's full training split (`dataset_index`: the subset is drawn from it), the label training
 started from (`given_label`), the label it ended with, the clean label (known for synthetic noise; the
 given one for label files), whether and when the pipeline relabelled or selected it, its last selection
 score, and the network's class probabilities at the end of the run (`pred_probs`, N×K, the layout of
@@ -57,6 +58,7 @@ def sample_table(
     clean: np.ndarray,
     probs: np.ndarray,
     tracked: dict[str, Any] | None = None,
+    dataset_index: np.ndarray | None = None,
 ) -> pl.DataFrame:
     n = len(given)
     tracked = tracked or {}
@@ -70,6 +72,7 @@ def sample_table(
     return pl.DataFrame(
         {
             "index": np.arange(n, dtype=np.int64),
+            "dataset_index": np.arange(n, dtype=np.int64) if dataset_index is None else dataset_index,
             "given_label": given.astype(np.int64),
             "final_label": final.astype(np.int64),
             "clean_label": clean.astype(np.int64),

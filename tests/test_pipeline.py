@@ -132,6 +132,8 @@ def test_samples_of_a_run_and_their_export(digits_npz: Path, tmp_path: Path) -> 
     times = samples["times_selected"].to_numpy()
     assert times.max() <= stages and times.sum() == sum(s["selected_size"] for s in outcome.record["stages"])
     assert samples["last_score"].is_not_nan().all()
+    kept = samples["dataset_index"].to_numpy()  # the class-balanced subset of the 1,400 training digits
+    assert len(set(kept)) == n and kept.max() < 1400 and (np.diff(kept) > 0).all()
 
     out = tmp_path / "suspects.parquet"
     result = CliRunner().invoke(app, ["labels", str(outcome.directory), "--output", str(out)])
