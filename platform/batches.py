@@ -4,6 +4,7 @@ a scalar loss, building its inputs from the uint8 images on the device with batc
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -18,6 +19,8 @@ PerSampleLoss = Callable[[Tensor, Tensor], Tensor]
 
 
 def main_loss(kind: MainLoss, cfg: LossConfig) -> PerSampleLoss:
+    if kind == "swce" and cfg.swce_norm == "class":
+        return losses.swce_class_normalised
     if kind == "swce":
         return lambda logits, y: losses.swce(logits, y, detach_weight=cfg.swce_detach)
     if kind == "focal":
@@ -43,14 +46,16 @@ def supervised(
     return fn
 
 
-def simclr(ctx: Context, *, temperature: float) -> LossFn:
-    """Two SimCLR views of each image through one forward call (one DDP forward per step), NT-Xent."""
+def simclr(ctx: Context, *, temperature: float, member: int | None = None) -> LossFn:
+    """Two SimCLR views of each image through one forward call (one DDP forward per step), NT-Xent.
+    `member`: pre-train only that member of a `TwinNetwork` (the encoder both networks start from)."""
     device = ctx.train_images.device
+    options: dict[str, Any] = {"project": True} | ({"member": member} if member is not None else {})
 
     def fn(idx: Tensor, gen: torch.Generator) -> tuple[Tensor, int]:
         images = ctx.train_images[idx.to(device)]
         views = torch.cat([ctx.augmenter.simclr(images, gen), ctx.augmenter.simclr(images, gen)])  # (2B, ...)
-        z1, z2 = ctx.model(views, project=True).chunk(2)  # (B, proj_dim) each
+        z1, z2 = ctx.model(views, **options).chunk(2)  # (B, proj_dim) each
         return losses.nt_xent(z1, z2, temperature=temperature).mean(), 2 * len(idx)
 
     return fn

@@ -76,8 +76,10 @@ def run(
     method: Annotated[
         str,
         typer.Option(
-            help="paper (the report's pipeline), paper_focal, paper_swce_focal, paper_byol (its variants), "
-            "or a baseline: ce, swce, focal, nce_mae, mixup, forward, coteaching, dividemix"
+            help="paper (the report's pipeline on one network), paper_dividemix (the pipeline on DivideMix, "
+            "as the report's numbers were made), their variants (paper_focal, paper_swce_focal, paper_byol, "
+            "paper_apl, ...: `noisylab methods`), or a baseline: ce, swce, focal, nce_mae, mixup, forward, "
+            "coteaching, dividemix, c2d"
         ),
     ] = "paper",
     model: Annotated[str, typer.Option(help="timm model name (resnet18, resnet34, ...)")] = "resnet18",
@@ -120,6 +122,13 @@ def run(
         list[str] | None,
         typer.Option(help="also log every epoch to tensorboard or mlflow (local files); repeatable"),
     ] = None,
+    pretrain_cache: Annotated[
+        bool,
+        typer.Option(
+            help="reuse an identical earlier SimCLR pre-training (same images, network, settings and seed; "
+            "kept under $NOISYLAB_CACHE/pretrain), and keep this run's for others"
+        ),
+    ] = True,
 ) -> None:
     """Train one run to the end (or resume it) and write its result record."""
     from noisylab.config import parse_assignment
@@ -168,6 +177,7 @@ def run(
             storage=storage,
             name=name,
             progress=progress and sys.stderr.isatty(),
+            pretrain_cache=pretrain_cache,
             address=address,
             use_ray=cfg.workers > 0,
             on_start=announce,
@@ -220,6 +230,13 @@ def sweep(
             help="the cluster adds GPU/CPU nodes on demand: don't refuse trials it can't place yet",
         ),
     ] = False,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="run the grid on this machine without Ray, one process per trial (fastest on a laptop)",
+        ),
+    ] = False,
 ) -> None:
     """Run a whole study with Ray Tune: one Ray Train run per trial, every record in one store.
 
@@ -236,20 +253,34 @@ def sweep(
         if dry_run:
             print_plan(spec, chosen, overrides)
             return
-        from noisylab.sweep import run_sweep
-        from noisylab.trackers import check_loggers
+        if local:
+            if address is not None or autoscaling:
+                raise UserError("--local runs on this machine without Ray: drop --address/--autoscaling")
+            from noisylab.sweep_local import run_sweep_local
 
-        outcome = run_sweep(
-            spec,
-            loggers=check_loggers(logger or []),
-            profile=chosen,
-            storage=storage,
-            user_overrides=overrides,
-            resume=resume,
-            address=address,
-            autoscaling=autoscaling,
-            write=lambda line: err.print(line, markup=False, highlight=False),
-        )
+            outcome = run_sweep_local(
+                spec,
+                profile=chosen,
+                storage=storage,
+                user_overrides=overrides,
+                resume=resume,
+                write=lambda line: err.print(line, markup=False, highlight=False),
+            )
+        else:
+            from noisylab.sweep import run_sweep
+            from noisylab.trackers import check_loggers
+
+            outcome = run_sweep(
+                spec,
+                loggers=check_loggers(logger or []),
+                profile=chosen,
+                storage=storage,
+                user_overrides=overrides,
+                resume=resume,
+                address=address,
+                autoscaling=autoscaling,
+                write=lambda line: err.print(line, markup=False, highlight=False),
+            )
     except UserError as e:
         raise fail(str(e)) from None
     err.print(
@@ -544,6 +575,26 @@ def fields() -> None:
     table = Table("field", "type", "default", "what", title="config fields (defaults before a profile)")
     for path, (tp, text) in describe_fields().items():
         table.add_row(path, type_name(tp), json.dumps(defaults[path]), text)
+    out.print(table)
+
+
+@app.command()
+def methods() -> None:
+    """List the training methods: the report's pipeline, its variants and the baselines."""
+    import inspect
+
+    from noisylab.trainables import METHODS, method_networks
+    from noisylab.variants import VARIANTS
+
+    table = Table("method", "networks", "what", title="methods")
+    for name in METHODS:
+        if name in VARIANTS:
+            v = VARIANTS[name]
+            what = f"{v.base} with {', '.join(f'{k}={x}' for k, x in v.overrides.items())}: {v.description}"
+        else:
+            doc = inspect.getdoc(inspect.getmodule(METHODS[name])) or ""  # the module that defines it
+            what = doc.split("\n\n")[0].replace("\n", " ")
+        table.add_row(name, str(method_networks(name)), what)
     out.print(table)
 
 

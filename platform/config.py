@@ -23,6 +23,10 @@ from noisylab.errors import UserError
 
 MainLoss = Literal["swce", "ce", "focal"]
 SelectionLoss = Literal["nce_mae", "swce_focal"]
+MaeScale = Literal["report", "apl"]
+WarmupLoss = Literal["main", "ce"]
+SwceNorm = Literal["none", "class"]
+LabelledLoss = Literal["ce", "swce"]
 Stem = Literal["auto", "cifar", "imagenet"]
 EvalEvery = Literal["epoch", "phase"]
 Optimizer = Literal["adamw", "adam", "sgd"]
@@ -69,6 +73,9 @@ class WarmupConfig:
     epochs: int = 5  # warm-up epochs with the main loss (report: 5)
     lr: float = 1e-4  # Adam
     weight_decay: float = 0.03  # Adam's L2 term, as the report states it
+    # main: warm up with `loss.main` (the report: SWCE). ce: plain cross entropy, so every class is learnt
+    # before SWCE's confidence weights start (a remedy for SWCE starving slow classes; not the report's).
+    loss: WarmupLoss = "main"
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,11 @@ class RefineConfig:
     weight_decay: float = 0.03  # refinement optimiser's weight decay (report: 0.03)
     threshold: float = 1.0  # selection-loss threshold: 1.0 for CIFAR, 0.25 for the medical sets
     selection_loss: SelectionLoss = "nce_mae"  # the per-sample score a stage thresholds
-    mae_weight: float = 1.0  # β in NCE + β·MAE, with MAE = Σ_c|p_c − q_c| = 2(1 − p_y) (report scale)
+    mae_weight: float = 1.0  # β in NCE + β·MAE
+    # The MAE of the selection score. report: Σ_c|p_c − q_c| = 2(1 − p_y), as the report writes it; at
+    # threshold 1 a selected sample then has p_y > 1/2, so consensus can never change its label. apl:
+    # 1 − p_y, the scale of the Active-Passive-Losses code the report cites, under which labels do change.
+    mae_scale: MaeScale = "report"
     copies: int = 2  # augmented copies of each pseudo-labelled sample added to its batch
 
 
@@ -88,6 +99,10 @@ class RefineConfig:
 class LossConfig:
     main: MainLoss = "swce"  # loss of warm-up and refinement training
     swce_detach: bool = True  # stop-gradient on the weight p_y (see losses.swce for why)
+    # none: SWCE as the report writes it. class: each sample's weight p_y divided by the mean weight of
+    # its class in the batch (losses.swce_class_normalised), so a class the network is slow on keeps
+    # CE's share of the gradient; a remedy for SWCE starving slow classes, not the report's.
+    swce_norm: SwceNorm = "none"
     focal_gamma: float = 2.0  # γ of the focal loss (Lin et al. 2017's default)
     # `--method nce_mae` trains with α·NCE + β·MAE (Ma et al. 2020, Active-Passive Losses). β is on the
     # APL code's scale, MAE = 1 − p_y (half of `losses.mae`); α = β = 1 is APL's CIFAR-10 setting.
@@ -164,6 +179,27 @@ class DivideMixConfig:
 
 
 @dataclass(frozen=True)
+class C2DConfig:
+    """`--method c2d` (Zheltonozhskii et al. 2022, "Contrast to Divide", WACV): one SimCLR encoder
+    (`pretrain.*`) loaded into both DivideMix networks, a short CE warm-up with gradient clipping, then
+    DivideMix unchanged (`dividemix.*`). Budget after pre-training: `baseline_epochs`, warm-up included."""
+
+    warmup_epochs: int = 5  # C2D's warm-up (DivideMix's own is 10 on CIFAR-10)
+    grad_clip: float = 1.0  # max global gradient norm during warm-up (C2D's value); 0 turns it off
+
+
+@dataclass(frozen=True)
+class PaperDivideMixConfig:
+    """`--method paper_dividemix`: the report's pipeline on top of DivideMix (trainables/paper_dividemix.py).
+    Schedule, thresholds and learning rates: `pretrain.*`, `warmup.*`, `refine.*`; DivideMix's division
+    and MixMatch: `dividemix.*`."""
+
+    # The labelled part of MixMatch: ce = DivideMix's soft cross entropy; swce = the same weighted by the
+    # network's detached confidence in its target, ⟨p, t⟩ (= p_y for a one-hot target), as SWCE.
+    loss: LabelledLoss = "swce"
+
+
+@dataclass(frozen=True)
 class RunConfig:
     method: str = "paper"  # the pipeline, a variant of it, or a baseline (see `noisylab run --help`)
     seed: int = 0  # seeds the noise, the initial weights and the data order
@@ -189,6 +225,8 @@ class RunConfig:
     forward: ForwardConfig = field(default_factory=ForwardConfig)
     coteaching: CoteachingConfig = field(default_factory=CoteachingConfig)
     dividemix: DivideMixConfig = field(default_factory=DivideMixConfig)
+    c2d: C2DConfig = field(default_factory=C2DConfig)
+    paper_dividemix: PaperDivideMixConfig = field(default_factory=PaperDivideMixConfig)
 
     # ---- derived -------------------------------------------------------------------------
     @property
@@ -452,6 +490,28 @@ def _validate_two_networks(cfg: RunConfig) -> None:
         _positive("dividemix.loss_window", d.loss_window, minimum=1)
     if d.warmup_epochs is not None:
         _positive("dividemix.warmup_epochs", d.warmup_epochs, minimum=1)
+    _positive("c2d.warmup_epochs", cfg.c2d.warmup_epochs, minimum=1)
+    if not cfg.c2d.grad_clip >= 0:
+        raise UserError(f"c2d.grad_clip must be ≥ 0 (0 turns clipping off), got {cfg.c2d.grad_clip}")
+    from noisylab.variants import base_method
+
+    base = base_method(cfg.method)
+    if base in ("c2d", "paper_dividemix"):
+        if cfg.pretrain.method == "byol":
+            raise UserError(
+                f"{cfg.method} loads one SimCLR encoder into both networks: pretrain.method must be "
+                "simclr or none, not byol"
+            )
+        if d.lambda_u is None and file_noise:
+            raise UserError(
+                f"{cfg.method} needs dividemix.lambda_u with label-file noise (the paper's value depends on "
+                "the noise rate, unknown before the run): add e.g. --set dividemix.lambda_u=25"
+            )
+    if base == "c2d" and cfg.c2d.warmup_epochs >= cfg.baseline_epochs:
+        raise UserError(
+            f"c2d.warmup_epochs ({cfg.c2d.warmup_epochs}) leaves no DivideMix epoch of the run's "
+            f"{cfg.baseline_epochs}: set it below {cfg.baseline_epochs} or raise baseline.epochs"
+        )
     if cfg.method != "dividemix":
         return
     total = cfg.baseline_epochs

@@ -140,8 +140,10 @@ def train_epoch(
     generator: torch.Generator,
     progress: ProgressFactory = no_progress,
     desc: str = "train",
+    grad_clip: float = 0.0,
 ) -> EpochStats:
-    """One pass over `order` in batches of `batch_size` (this rank's share of the global batch)."""
+    """One pass over `order` in batches of `batch_size` (this rank's share of the global batch).
+    `grad_clip` > 0 rescales each step's gradients to at most that global L2 norm (0: never)."""
     model.train()
     batches = split_batches(order, batch_size)
     total, seen = 0.0, 0
@@ -151,6 +153,8 @@ def train_epoch(
             loss, n_images = loss_fn(idx, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
             total += float(loss.detach())
             seen += n_images

@@ -122,12 +122,6 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-@torch.no_grad()
-def reset_head(net: Network) -> None:
-    """Fresh classifier weights (used when supervised training starts after pre-training)."""
-    net.head.reset_parameters()
-
-
 # ---- two networks as one module (Co-teaching, DivideMix) -------------------------------------
 
 TWIN_SEED_OFFSET = 2**31  # member 2 starts from seed + 2³¹: no run seed's first member shares its weights
@@ -137,9 +131,10 @@ class TwinNetwork(nn.Module):
     """Two `Network`s as ONE module, so one state dict, one DDP wrapper and one optimiser serve both.
 
     `forward(x)` with x (2, B, C, H, W) runs member i on x[i] and returns stacked outputs (2, B, ·):
-    one DDP forward per step trains both. A plain (B, C, H, W) input returns the MEAN of the members'
-    outputs (B, ·), so evaluation and prediction work unchanged (its arg-max is that of the sum, the
-    ensemble DivideMix tests with). Keyword options (`project`, ...) go to both members.
+    one DDP forward per step trains both; `forward(x, member=i)` runs member i alone on (B, C, H, W).
+    A plain (B, C, H, W) input returns the MEAN of the members' outputs (B, ·), so evaluation and
+    prediction work unchanged (its arg-max is that of the sum, the ensemble DivideMix tests with).
+    Keyword options (`project`, ...) go to both members.
 
     An Adam/AdamW/SGD over the twin's parameters equals one optimiser per member: their state is per
     parameter, and the members share no parameter.
@@ -149,7 +144,9 @@ class TwinNetwork(nn.Module):
         super().__init__()
         self.members = nn.ModuleList([first, second])
 
-    def forward(self, x: Tensor, **kwargs: Any) -> Tensor:
+    def forward(self, x: Tensor, *, member: int | None = None, **kwargs: Any) -> Tensor:
+        if member is not None:  # one member alone (pre-training the encoder both will start from)
+            return self.members[member](x, **kwargs)
         if x.dim() == 5:
             if x.shape[0] != len(self.members):
                 raise ValueError(
@@ -172,6 +169,23 @@ def build_twin(
                 build_network(cfg, num_classes=num_classes, in_chans=in_chans, image_size=image_size)
             )
     return TwinNetwork(*members)
+
+
+@torch.no_grad()
+def share_encoder(twin: TwinNetwork, *, seed: int, source: int = 0) -> None:
+    """Load member `source`'s backbone and projector into the other member, then give each member a fresh
+    classifier head from its own seed (member 1: `seed`, member 2: seed + 2³¹): both networks start
+    from one pre-trained encoder and still differ (C2D, Zheltonozhskii et al. 2022). The global RNG
+    stream is left as it was, so every rank (and a resumed run) gets the same weights."""
+    members: list[Network] = list(twin.members)  # type: ignore[arg-type]  # a ModuleList of Networks
+    first = members[source]
+    for i, member in enumerate(members):
+        if i != source:
+            member.backbone.load_state_dict(first.backbone.state_dict())
+            member.projector.load_state_dict(first.projector.state_dict())
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + i * TWIN_SEED_OFFSET)
+            member.head.reset_parameters()
 
 
 def build_model(

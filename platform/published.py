@@ -14,14 +14,22 @@
     value_pct    the published value, in percent
     source       paper and table the value was copied from
 
-Only numbers that could be traced to their paper are shipped: the Fashion-MNIST IDN results of
-Yao et al. 2021 (CausalNL, NeurIPS 2021) for CE, Co-teaching and CausalNL. The values of the report
-"Improving Training For Noisy Labels" (Tables II–V; published as the MIDL 2025 short paper
-"Softmax-Weighted Pseudo-Label Refinement for Enhancing Robustness to Label Noise") and the CIFAR-10/100
-IDN tables of its baselines' papers (Xia et al. 2020, part-dependent label noise; Yao et al. 2021) could
-not be read from a primary source here, so none of them is shipped and none is estimated. Add them, or any
-other published cell, with a CSV of the same columns: `noisylab report --vs-paper --published FILE`
-(its rows are added to these, and replace a shipped row with the same key).
+Shipped (each row's `source` says where it was copied from):
+- every cell of Tables II–V of the report "Improving Training For Noisy Labels" (IDN throughout).
+  Table II's baseline rows are cited there from Kim et al., CVPR 2024 (LSL) without a backbone, so
+  their `model` is empty; "Our Method" is `paper_dividemix` (section V: "The following results were
+  obtained after implementing our pipeline on top of Dividemix"), ResNet-18 (Table III adds ResNet-34
+  for it and DivideMix on CIFAR-100). Tables IV–V (Chest X-ray, Chaoyang) do not name their metric;
+  section IV-E names test F1 as the primary metric, so they are `f1` (`noisylab report --metric f1`).
+  Table V's "Focal Loss" is `paper_focal`, "SWCE + FL" is `paper_swce_focal`.
+- C2D and DivideMix on CIFAR-10 with symmetric noise 20/50/80/90 % (PreAct ResNet-18), as the C2D
+  README (Zheltonozhskii et al., WACV 2022) puts them side by side.
+- the Fashion-MNIST IDN results of Yao et al. 2021 (CausalNL, NeurIPS 2021) for CE, Co-teaching and
+  CausalNL.
+
+No number is estimated. Add any other published cell with a CSV of the same columns:
+`noisylab report --vs-paper --published FILE` (its rows are added to these, and replace a shipped row
+with the same key).
 """
 
 from __future__ import annotations

@@ -32,8 +32,9 @@ from noisylab.config import RunConfig, load_config_json, validate
 from noisylab.errors import UserError
 from noisylab.live import METRICS_FILE
 from noisylab.models import build_model
-from noisylab.prepare import prepare_data
+from noisylab.prepare import cache_dir, prepare_data
 from noisylab.results import RECORD_FILE, build_record, now, read_record, write_record
+from noisylab.runtime import CACHED
 from noisylab.samples import SAMPLES_FILE, sample_table, write_samples
 from noisylab.trainables import method_names, method_networks
 from noisylab.worker import WorkerSpec, run_local, train_loop
@@ -116,6 +117,7 @@ def execute(
     epoch_lines: bool = True,
     train_callbacks: list[Any] | None = None,
     loggers: tuple[str, ...] = (),
+    pretrain_cache: bool = True,
 ) -> RunOutcome:
     """Run `cfg` to the end (or resume it) and return its record. UserError for anything fixable.
 
@@ -158,6 +160,7 @@ def execute(
         epoch_lines=epoch_lines,
         metrics_path=str(directory / METRICS_FILE),
         loggers=loggers,
+        pretrain_cache=str(cache_dir() / "pretrain") if pretrain_cache else None,
     )
     if use_ray:
         result = _fit_with_ray(
@@ -179,7 +182,8 @@ def execute(
         run_name=name,
         fingerprint=cfg.fingerprint(),
         started_at=started,
-        wall_seconds=time.perf_counter() - t0,
+        # A reused pre-training counts with the seconds it took when it ran: runs stay comparable.
+        wall_seconds=time.perf_counter() - t0 + sum(h["seconds"] for h in result["history"] if h.get(CACHED)),
         final_labels_sha256=hashlib.sha256(labels.tobytes()).hexdigest(),
         study=study,
         params=params,

@@ -7,6 +7,9 @@ The loop is the same with Ray Train (`RayReporter`, any number of workers) and w
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
 import os
 import random
@@ -149,7 +152,8 @@ class RayReporter:
 
 def save_payload(payload: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    # A unique temporary name: two runs may store the same shared pre-training at once.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)  # atomic: a crash mid-save leaves the previous checkpoint intact
 
@@ -175,10 +179,17 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def train_one_epoch(
-    ctx: Context, step: Step, index: int, optimizer: torch.optim.Optimizer, loss_fn: LossFn
+    ctx: Context,
+    step: Step,
+    index: int,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    *,
+    grad_clip: float = 0.0,
 ) -> dict[str, Any]:
     """Step `index` of the schedule as one epoch over this rank's shard: the epoch order is shared by
-    the ranks, the augmentation stream is per rank; both derive from (seed, step), so resuming replays."""
+    the ranks, the augmentation stream is per rank; both derive from (seed, step), so resuming replays.
+    `grad_clip`: max global gradient norm per step (0: none)."""
     stats = train_epoch(
         ctx.model,
         optimizer,
@@ -188,6 +199,7 @@ def train_one_epoch(
         generator=derived_generator(ctx.cfg.seed, index, ctx.world.rank),
         progress=ctx.progress,
         desc=step.label,
+        grad_clip=grad_clip,
     )
     return {
         "train_loss": all_reduce_mean(stats.loss, ctx.world),
@@ -207,6 +219,49 @@ def make_optimizer(net: nn.Module, step: Step, kind: Optimizer, *, momentum: flo
     return cls(net.parameters(), lr=step.lr, weight_decay=step.weight_decay)
 
 
+@dataclass(frozen=True)
+class PretrainCache:
+    """Where a finished SimCLR pre-training is kept, so runs that would compute the same one reuse it.
+
+    Pre-training never sees a label: with the same images, network, pre-training settings, seed, batch
+    and optimiser it computes the same weights whatever the noise or the later method, so a study of
+    many methods × noise rates pre-trains once per seed and network count. The key hashes all of that
+    (`pretrain_cache_key`); an entry holds the weights, the pre-training epochs' metrics and the RNG
+    state right after the last pre-training epoch, so a run that reuses it continues exactly as if it
+    had pre-trained itself. Entries are written atomically and read with `weights_only=True`.
+    """
+
+    directory: Path
+    key: str
+
+    @property
+    def path(self) -> Path:
+        return self.directory / f"pretrain-{self.key}.pt"
+
+
+CACHED = "pretrain_cached"  # history key: this row was computed by an earlier run and reused
+
+
+def pretrain_cache_key(cfg: RunConfig, *, networks: int, world_size: int) -> str | None:
+    """The cache key of `cfg`'s pre-training, or None when it cannot be shared: BYOL keeps a target
+    network in the run's state, and with several workers every rank would have to see the same cache."""
+    if cfg.pretrain.method != "simclr" or cfg.pretrain.epochs == 0 or world_size != 1:
+        return None
+    data = dataclasses.asdict(cfg.data) | {"noise": None}  # the images, not their labels
+    what = {
+        "data": data,
+        "model": dataclasses.asdict(cfg.model),
+        "pretrain": dataclasses.asdict(cfg.pretrain),
+        "seed": cfg.seed,
+        "batch_size": cfg.batch_size,
+        "optimizer": cfg.optimizer,
+        "sgd_momentum": cfg.sgd_momentum,
+        "networks": networks,
+        "use_gpu": cfg.use_gpu,
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:20]
+
+
 def run_schedule(
     method: Method,
     ctx: Context,
@@ -215,19 +270,32 @@ def run_schedule(
     fingerprint: str,
     fail_at_step: int | None = None,
     on_step: Callable[[int, Step, dict[str, Any]], None] | None = None,
+    pretrain_cache: PretrainCache | None = None,
 ) -> TrainState:
     """Walk `method.schedule` from the last checkpoint (or the start) to the end.
 
     After every step the metrics and a checkpoint (model, optimiser, state, RNG) go to `reporter`.
     `fail_at_step` raises once before that step in a run that did not resume (tests use it to
-    simulate a crash).
+    simulate a crash). With `pretrain_cache`, a fresh run whose leading pre-training epochs are cached
+    starts after them, and a run that computes them stores them there.
     """
     schedule = method.schedule(ctx.cfg)
+    pretrain_steps = next((i for i, s in enumerate(schedule) if s.phase != "pretrain"), len(schedule))
+    cache = pretrain_cache if pretrain_steps > 0 else None
     state = TrainState()
     optimizer: torch.optim.Optimizer | None = None
     payload = reporter.restore()
     resumed = payload is not None
-    if payload is not None:
+    if payload is None and cache is not None and cache.path.exists():
+        entry = load_payload(cache.path)
+        method.init_state(ctx, state)
+        ctx.net.load_state_dict(entry["model"])
+        state.history = [row | {CACHED: True} for row in entry["history"]]
+        state.step = pretrain_steps
+        set_rng_state(entry["rng"])
+        if ctx.log is not None:
+            ctx.log(f"pre-training: {pretrain_steps} epochs reused from {cache.path}")
+    elif payload is not None:
         if payload["fingerprint"] != fingerprint:
             raise RuntimeError("checkpoint belongs to another config")  # the driver checks this first
         state = TrainState.from_dict(payload["state"])
@@ -271,6 +339,9 @@ def run_schedule(
                 "rng": rng_state(),
             },
         )
+        if cache is not None and index == pretrain_steps - 1 and ctx.world.is_main:
+            entry = {"model": ctx.net.state_dict(), "history": state.history, "rng": rng_state()}
+            save_payload(entry, cache.path)
         if ctx.log is not None:
             ctx.log(prefix + step.label + "  " + describe(metrics))
         if on_step is not None:

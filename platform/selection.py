@@ -12,19 +12,30 @@ import torch
 from torch import Tensor
 
 from noisylab import losses
-from noisylab.config import SelectionLoss
+from noisylab.config import MaeScale, SelectionLoss
+
+MAE_SCALES: dict[MaeScale, float] = {"report": losses.MAE_REPORT_SCALE, "apl": losses.MAE_APL_SCALE}
 
 
 def selection_scores(
-    logits: Tensor, targets: Tensor, *, kind: SelectionLoss, mae_weight: float, focal_gamma: float
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    kind: SelectionLoss,
+    mae_weight: float,
+    focal_gamma: float,
+    mae_scale: MaeScale = "report",
 ) -> Tensor:
     """Per-sample selection loss [B] of `logits` [B, K] against the current labels `targets` [B].
 
-    nce_mae: NCE + β·MAE (MAE = Σ_c|p_c − q_c|, the report's scale); swce_focal: SWCE + focal, the
-    report's variant.
+    nce_mae: NCE + β·MAE with MAE = 2(1 − p_y) (`mae_scale="report"`, Σ_c|p_c − q_c| as the report writes
+    it) or 1 − p_y (`"apl"`, the Active-Passive-Losses code). At threshold 1 the report's scale selects
+    only samples with p_y > 1/2 (NCE ≥ 0), whose prediction is their label already, so consensus never
+    relabels; the APL scale selects down to p_y > 0 minus NCE, so disagreeing samples can be relabelled.
+    swce_focal: SWCE + focal, the report's variant. `logits` may be log-probabilities (an ensemble's).
     """
     if kind == "nce_mae":
-        return losses.nce_mae(logits, targets, mae_weight=mae_weight)
+        return losses.nce_mae(logits, targets, mae_weight=mae_weight, mae_scale=MAE_SCALES[mae_scale])
     return losses.swce(logits, targets) + losses.focal(logits, targets, gamma=focal_gamma)
 
 

@@ -1,6 +1,7 @@
-"""What the two-network methods (Co-teaching, DivideMix) share: one input for both members of a
-`models.TwinNetwork`, each member's per-sample losses through the sharded scan, and test metrics of
-the ensemble and of each member.
+"""What the two-network methods (Co-teaching, DivideMix, C2D, the pipeline on DivideMix) share: one
+input for both members of a `models.TwinNetwork`, each member's per-sample losses through the sharded
+scan, test metrics of the ensemble and of each member, the SimCLR pre-training of one encoder both
+members start from, and the ensemble's log-probabilities.
 
 Everything goes through the twin's stacked forward, (2, B, C, H, W) → (2, B, K): one call (one DDP
 forward) per batch runs both members.
@@ -8,15 +9,17 @@ forward) per batch runs both members.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from noisylab import losses
-from noisylab.engine import macro_f1, scan
+from noisylab import batches, losses
+from noisylab.engine import Step, macro_f1, scan
 from noisylab.evaluation import EVAL_BATCH, class_accuracy
-from noisylab.runtime import Context
+from noisylab.models import TwinNetwork, share_encoder
+from noisylab.runtime import Context, train_one_epoch
 
 MEMBERS = 2
 
@@ -24,6 +27,27 @@ MEMBERS = 2
 def both(x: Tensor) -> Tensor:
     """(B, C, H, W) → (2, B, C, H, W): the same images for both members (a view, no copy)."""
     return x.unsqueeze(0).expand(MEMBERS, *x.shape)
+
+
+def ensemble_log_probs(logits: Tensor) -> Tensor:
+    """log of the members' mean softmax: (2, B, K) → (B, K), log((p_1 + p_2) / 2) computed stably."""
+    return torch.logsumexp(torch.log_softmax(logits, dim=-1), dim=0) - math.log(MEMBERS)
+
+
+def pretrain_shared_encoder(
+    ctx: Context, step: Step, index: int, optimizer: torch.optim.Optimizer
+) -> dict[str, Any]:
+    """One SimCLR epoch of member 1 alone (NT-Xent, `pretrain.temperature`); after the last, member 1's
+    encoder is loaded into member 2 and both get fresh heads from their own seeds (C2D's way: one
+    self-supervised encoder, two networks that still differ)."""
+    metrics = train_one_epoch(
+        ctx, step, index, optimizer, batches.simclr(ctx, temperature=ctx.cfg.pretrain.temperature, member=0)
+    )
+    if step.ends_phase:
+        if not isinstance(ctx.net, TwinNetwork):
+            raise TypeError("a shared encoder needs a TwinNetwork")
+        share_encoder(ctx.net, seed=ctx.cfg.seed)
+    return metrics
 
 
 def member_losses(ctx: Context, labels: Tensor, *, desc: str = "scan") -> Tensor:

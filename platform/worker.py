@@ -23,7 +23,16 @@ from noisylab.engine import Bar, ProgressFactory, World, no_progress
 from noisylab.live import metrics_writer
 from noisylab.models import build_model
 from noisylab.prepare import DataBundle
-from noisylab.runtime import Context, LocalReporter, RayReporter, Reporter, TrainState, run_schedule
+from noisylab.runtime import (
+    Context,
+    LocalReporter,
+    PretrainCache,
+    RayReporter,
+    Reporter,
+    TrainState,
+    pretrain_cache_key,
+    run_schedule,
+)
 from noisylab.trackers import RunTrackers, combine
 from noisylab.trainables import get_method, method_networks
 
@@ -38,6 +47,7 @@ class WorkerSpec:
     epoch_lines: bool = True  # one log line per epoch on rank 0 (sweeps turn it off: many trials at once)
     metrics_path: str | None = None  # rank 0 appends each epoch's metrics here (live.METRICS_FILE)
     loggers: tuple[str, ...] = ()  # experiment trackers rank 0 feeds every epoch (trackers.LOGGERS)
+    pretrain_cache: str | None = None  # folder of shared pre-trainings (runtime.PretrainCache); None: off
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -83,6 +93,13 @@ def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, *, in_ray:
     )
 
 
+def pretrain_cache(spec: WorkerSpec, world: World) -> PretrainCache | None:
+    if spec.pretrain_cache is None:
+        return None
+    key = pretrain_cache_key(spec.cfg, networks=method_networks(spec.cfg.method), world_size=world.size)
+    return PretrainCache(Path(spec.pretrain_cache), key) if key is not None else None
+
+
 def outcome(state: TrainState, ctx: Context) -> dict[str, Any]:
     """What rank 0 hands back to the driver: every step's metrics, the final training labels, and the
     per-sample data of `samples.parquet`. Every rank must call it (the final scan all-gathers)."""
@@ -117,6 +134,7 @@ def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
         fingerprint=spec.fingerprint,
         fail_at_step=spec.fail_at_step,
         on_step=on_step,
+        pretrain_cache=pretrain_cache(spec, ctx.world),
     )
     if trackers is not None:
         trackers.close()
@@ -151,6 +169,7 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         fingerprint=spec.fingerprint,
         fail_at_step=spec.fail_at_step,
         on_step=on_step,
+        pretrain_cache=pretrain_cache(spec, world),
     )
     if trackers is not None:
         trackers.close()

@@ -28,6 +28,7 @@ STUDY_MODULES = (
     "stages_thresholds",
     "fmnist_cpu",
     "fmnist_methods",
+    "paper_ablation",
 )
 
 

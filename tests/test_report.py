@@ -234,7 +234,7 @@ def test_vs_paper_joins_and_differences(tmp_path: Path) -> None:
             "T2,cifar10,idn,0.2,ce,,f1,70.0,Report Table II F1",  # another metric
             "T2,cifar10,idn,0.3,ce,,acc,80.0,a cell not in the table",
         ],
-    )
+    ).filter(pl.col("table") == "T2")  # these rows alone, without the shipped ones for the same cells
     records = frame(
         [make_record(method="ce", seed=s, test_acc=a) for s, a in enumerate((0.80, 0.82, 0.84))]
         + [make_record(method="paper", seed=0, test_acc=0.9)]
@@ -258,11 +258,12 @@ def test_vs_paper_joins_and_differences(tmp_path: Path) -> None:
 
 def test_user_csv_adds_and_overrides_shipped_rows(tmp_path: Path) -> None:
     shipped = load_published()
-    ce30 = shipped.filter((pl.col("method") == "ce") & (pl.col("noise_rate") == 0.3))
+    fmnist = pl.col("dataset") == "fashion-mnist"
+    ce30 = shipped.filter(fmnist & (pl.col("method") == "ce") & (pl.col("noise_rate") == 0.3))
     assert ce30["value_pct"].to_list() == [88.38]
     merged = _published(
         tmp_path,
-        ["mine,fashion-mnist,idn,0.3,ce,resnet18,acc,80.0,my rerun", "mine,cifar10,idn,0.2,ce,,acc,85.5,x"],
+        ["mine,fashion-mnist,idn,0.3,ce,resnet18,acc,80.0,my rerun", "mine,cifar10,idn,0.4,ce,,acc,85.5,x"],
     )
     assert merged.height == shipped.height + 1
     again = merged.filter(
@@ -273,9 +274,28 @@ def test_user_csv_adds_and_overrides_shipped_rows(tmp_path: Path) -> None:
 
 def test_shipped_numbers_have_sources() -> None:
     shipped = load_published()
-    assert shipped.height > 0
-    assert shipped["source"].str.contains("Yao et al. 2021").all()
-    fmnist = {(r["method"], r["noise_rate"]): r["value_pct"] for r in shipped.iter_rows(named=True)}
+    assert shipped.height > 0 and shipped["source"].null_count() == 0
+    per_table = dict(shipped.group_by("table").len().iter_rows())
+    # Table II: 10 methods × CIFAR-10/100 × IDN 20/30/50 %; III: 2 methods × ResNet-34; IV: 3 methods × 2 sets
+    # × 2 rates (F1); V: 2 focal variants × 2 × 2; C2D README: DivideMix and C2D × 4 symmetric rates.
+    assert per_table == {
+        "Report Table II": 60,
+        "Report Table III": 6,
+        "Report Table IV": 12,
+        "Report Table V": 8,
+        "C2D README": 8,
+        "Yao2021 Fashion-MNIST": 12,
+    }
+    report = shipped.filter(pl.col("table").str.starts_with("Report"))
+    assert report["source"].str.contains("Improving Training For Noisy Labels").all()
+    ours = report.filter(pl.col("method") == "paper_dividemix")
+    assert ours.height == 6 + 3 + 4 and set(ours["model"].to_list()) == {"resnet18", "resnet34"}
+    assert report.filter(pl.col("dataset").is_in(["chest-xray", "chaoyang"]))[
+        "metric"
+    ].unique().to_list() == ["f1"]
+    fmnist = shipped.filter(pl.col("dataset") == "fashion-mnist")
+    assert fmnist["source"].str.contains("Yao et al. 2021").all()
+    fmnist = {(r["method"], r["noise_rate"]): r["value_pct"] for r in fmnist.iter_rows(named=True)}
     assert (
         fmnist[("ce", 0.5)] == 52.32
         and fmnist[("coteaching", 0.2)] == 91.21
@@ -309,23 +329,37 @@ def test_planned_grid_with_published_values_before_anything_ran(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     table = pl.read_csv(result.stdout.encode())
     study = get_study("paper_table2")
-    assert table.height == len(study.grid["method"]) * 2 * 3  # methods × datasets × rates
+    planned = table.filter(pl.col("profile").is_not_null())
+    assert planned.height == len(study.grid["method"]) * 2 * 3  # methods × datasets × rates
     assert set(table["n"].to_list()) == {0} and table["mean_pct"].null_count() == table.height
     assert table["method"].to_list()[: len(study.grid["method"])] == list(study.grid["method"])
-    # The shipped CSV has no CIFAR numbers; a user CSV fills the cells it names.
+    # Every published cell of Tables II and III is there: beside its planned cell, or (methods not run
+    # here, ResNet-34) as a reference row.
+    published = table.filter(pl.col("published_pct").is_not_null())
+    assert published.height == 60 + 6
+    ours = published.filter((pl.col("method") == "paper_dividemix") & (pl.col("dataset") == "cifar10"))
+    assert ours["profile"].null_count() == 0  # the report's method is planned, not only quoted
+    assert {"reweight", "decoupling", "mentornet", "lsl"} <= set(published["method"].to_list())
+    # A user CSV adds to and overrides the shipped rows.
     extra = tmp_path / "table2.csv"
     extra.write_text(
         "table,dataset,noise_kind,noise_rate,method,model,metric,value_pct,source\n"
-        "Table II,cifar10,idn,0.2,ce,,acc,85.5,Report Table II\n"
+        "Table II,cifar10,idn,0.2,ce,,acc,85.5,my reading\n"
+        "Table II,cifar10,idn,0.2,paper,,acc,70.0,my run\n"
     )
     result = runner.invoke(
         app, ["report", "--study", "paper_table2", "--vs-paper", "--published", str(extra), "--format", "csv"]
     )
     table = pl.read_csv(result.stdout.encode())
-    filled = table.filter(pl.col("published_pct").is_not_null())
-    assert filled.select("method", "dataset", "noise", "published_pct").rows() == [
-        ("ce", "cifar10", "IDN 20%", 85.5)
-    ]
+    cell = table.filter((pl.col("dataset") == "cifar10") & (pl.col("noise") == "IDN 20%"))
+    by_method = {r["method"]: r["published_pct"] for r in cell.iter_rows(named=True)}
+    assert by_method["ce"] == 85.5 and by_method["paper"] == 70.0 and by_method["mixup"] == 73.17
+    # The medical tables are F1.
+    result = runner.invoke(
+        app, ["report", "--study", "medical", "--vs-paper", "--metric", "f1", "--format", "csv"]
+    )
+    table = pl.read_csv(result.stdout.encode())
+    assert table.filter(pl.col("published_pct").is_not_null()).height == 12 + 8
     # Fashion-MNIST: the shipped anchors appear beside the planned cells, and for methods not run here.
     result = runner.invoke(
         app, ["report", "--study", "fmnist_cpu", "--profile", "cpu", "--vs-paper", "--format", "csv"]

@@ -1,4 +1,5 @@
-"""The report's variants as method names: their defaults, the user's overrides, and their records."""
+"""Variants as method names (the report's, the ablation arms, the remedies): their defaults, the
+user's overrides, and their records."""
 
 from __future__ import annotations
 
@@ -12,15 +13,24 @@ from helpers import PIPELINE_LEARNS, digits_config
 from noisylab.config import RunConfig, validate
 from noisylab.profiles import make_config
 from noisylab.runner import execute
-from noisylab.trainables import METHODS, get_method, method_names
+from noisylab.trainables import METHODS, get_method, method_names, method_networks
 from noisylab.trainables.paper import PaperMethod
-from noisylab.variants import VARIANTS, variant_overrides
+from noisylab.trainables.paper_dividemix import PaperDivideMixMethod
+from noisylab.variants import VARIANTS, base_method, variant_overrides
 
 EXPECTED = {
     "paper_focal": ("loss", "main", "focal"),
     "paper_swce_focal": ("refine", "selection_loss", "swce_focal"),
     "paper_byol": ("pretrain", "method", "byol"),
+    "paper_apl": ("refine", "mae_scale", "apl"),
+    "paper_no_simclr": ("pretrain", "method", "none"),
+    "paper_ce": ("loss", "main", "ce"),
+    "paper_no_copies": ("refine", "copies", 0),
+    "paper_dividemix_ce": ("paper_dividemix", "loss", "ce"),
+    "paper_classnorm": ("loss", "swce_norm", "class"),
+    "paper_cewarmup": ("warmup", "loss", "ce"),
 }
+BASES = {"paper_dividemix_ce": PaperDivideMixMethod}
 
 
 def _setting(cfg: RunConfig, section: str, name: str) -> Any:
@@ -34,7 +44,8 @@ def test_make_config_applies_the_variant_and_keeps_its_name(variant: str) -> Non
         cfg = validate(make_config(profile, {"method": variant}), methods=method_names())
         assert cfg.method == variant and _setting(cfg, section, name) == value
         assert cfg.profile == profile
-    assert _setting(make_config("tiny", {"method": "paper"}), section, name) != value  # the pipeline's own
+    base = VARIANTS[variant].base
+    assert _setting(make_config("tiny", {"method": base}), section, name) != value  # the base's own
 
 
 def test_a_users_set_wins_over_the_variant() -> None:
@@ -44,14 +55,17 @@ def test_a_users_set_wins_over_the_variant() -> None:
     assert cfg.pretrain.method == "none"
 
 
-def test_every_variant_is_the_pipeline_under_its_own_name() -> None:
+def test_every_variant_is_its_base_method_under_its_own_name() -> None:
     assert set(VARIANTS) == set(EXPECTED) and set(VARIANTS) <= set(METHODS)
     for variant in VARIANTS:
         method = get_method(variant)
-        assert isinstance(method, PaperMethod) and method.name == variant
+        assert isinstance(method, BASES.get(variant, PaperMethod)) and method.name == variant
+        assert method_networks(variant) == method_networks(VARIANTS[variant].base)
+        assert base_method(variant) == VARIANTS[variant].base
+    assert base_method("ce") == "ce" and method_networks("paper_dividemix_ce") == 2
     assert variant_overrides("ce") == {} and variant_overrides("paper") == {}
     variant_overrides("paper_focal")["loss.main"] = "ce"  # a copy: the table itself stays as it is
-    assert VARIANTS["paper_focal"] == {"loss.main": "focal"}
+    assert VARIANTS["paper_focal"].overrides == {"loss.main": "focal"}
 
 
 LEARNS = PIPELINE_LEARNS

@@ -9,14 +9,18 @@ import functools
 from collections.abc import Callable
 
 from noisylab.runtime import Method
+from noisylab.trainables.c2d import c2d_method
 from noisylab.trainables.ce import ce_method
 from noisylab.trainables.coteaching import coteaching_method
 from noisylab.trainables.dividemix import dividemix_method
 from noisylab.trainables.forward import ForwardMethod
 from noisylab.trainables.mixup import MixupMethod
 from noisylab.trainables.paper import PaperMethod
+from noisylab.trainables.paper_dividemix import PaperDivideMixMethod
 from noisylab.trainables.robust_losses import focal_method, nce_mae_method, swce_method
 from noisylab.variants import VARIANTS
+
+_BASES: dict[str, Callable[[str], Method]] = {"paper": PaperMethod, "paper_dividemix": PaperDivideMixMethod}
 
 METHODS: dict[str, Callable[[], Method]] = {
     "paper": PaperMethod,
@@ -28,8 +32,10 @@ METHODS: dict[str, Callable[[], Method]] = {
     "forward": ForwardMethod,
     "coteaching": coteaching_method,
     "dividemix": dividemix_method,
-    # The report's variants: the pipeline under another name, with the defaults of noisylab.variants.
-    **{name: functools.partial(PaperMethod, name) for name in VARIANTS},
+    "c2d": c2d_method,
+    "paper_dividemix": PaperDivideMixMethod,
+    # Variants: a base method under another name, with the defaults of noisylab.variants.
+    **{name: functools.partial(_BASES[v.base], name) for name, v in VARIANTS.items()},
 }
 
 

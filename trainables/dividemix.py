@@ -66,7 +66,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from noisylab import gmm, losses, selection
-from noisylab.config import RunConfig
+from noisylab.batches import PerSampleLoss
+from noisylab.config import LabelledLoss, RunConfig
 from noisylab.engine import LossFn, Step, all_reduce_mean, same_on_all_ranks, shard_indices, split_batches
 from noisylab.mixing import mix
 from noisylab.noise import NoiseSpec
@@ -176,18 +177,24 @@ def mixmatch_targets(
     return torch.where(labelled.unsqueeze(-1), refined, guessed)
 
 
-def semi_supervised_loss(logits: Tensor, targets: Tensor, labelled: Tensor) -> tuple[Tensor, Tensor]:
+def semi_supervised_loss(
+    logits: Tensor, targets: Tensor, labelled: Tensor, *, labelled_loss: LabelledLoss = "ce"
+) -> tuple[Tensor, Tensor]:
     """(L_x, L_u) of one member's mixed batch: logits [M, K], soft targets [M, K], labelled [M] bool.
 
-    L_x = mean over labelled rows of −Σ_c t_c log p_c; L_u = mean over unlabelled rows AND classes of
-    (p_c − t_c)² (the official code's scale, which λ_u is tuned for). An empty part contributes 0.
+    L_x = mean over labelled rows of −Σ_c t_c log p_c (`labelled_loss="ce"`, DivideMix), or of
+    w·(−Σ_c t_c log p_c) with w = ⟨p, t⟩ detached (`"swce"`: SWCE's confidence weight p_y generalised to
+    soft targets; the pipeline-on-DivideMix reading of the report). L_u = mean over unlabelled rows AND
+    classes of (p_c − t_c)² (the official code's scale, which λ_u is tuned for). An empty part adds 0.
     """
     zero = logits.sum() * 0.0  # keeps the graph (and DDP's view of used parameters) when a part is empty
-    lx = (
-        losses.soft_cross_entropy(logits[labelled], targets[labelled]).mean()
-        if bool(labelled.any())
-        else zero
-    )
+    lx = zero
+    if bool(labelled.any()):
+        rows, soft = logits[labelled], targets[labelled]
+        per_row = losses.soft_cross_entropy(rows, soft)  # (L,)
+        if labelled_loss == "swce":
+            per_row = (torch.softmax(rows.detach(), dim=1) * soft).sum(dim=1) * per_row
+        lx = per_row.mean()
     unlabelled = ~labelled
     if bool(unlabelled.any()):
         lu = (torch.softmax(logits[unlabelled], dim=1) - targets[unlabelled]).pow(2).mean()
@@ -242,55 +249,86 @@ class DivideMixMethod:
         assert state.labels is not None
         cfg = ctx.cfg
         if step.phase == "warmup":
-            metrics = train_one_epoch(
-                ctx, step, index, optimizer, warmup_loss(ctx, state.labels, penalty=confidence_penalty(cfg))
-            )
+            loss_fn = warmup_loss(ctx, state.labels, penalty=confidence_penalty(cfg))
+            metrics = train_one_epoch(ctx, step, index, optimizer, loss_fn)
         else:
-            weights, labelled, metrics = self.divide(step, ctx, state)
-            parts = torch.zeros(3, dtype=torch.float64)  # sums of L_x, L_u, L_reg over batches and members
-            loss_fn = mixmatch_loss(
-                ctx, state.labels, weights, labelled, epochs_done=step.epoch - 1, parts=parts
-            )
-            metrics |= train_one_epoch(ctx, step, index, optimizer, loss_fn)
-            batches = max(1, _batches_per_epoch(ctx))
-            metrics |= {"lambda_u": lambda_u(cfg)} | {
-                name: all_reduce_mean(float(value) / (batches * MEMBERS), ctx.world)
-                for name, value in zip(("loss_x", "loss_u", "loss_prior"), parts.tolist(), strict=True)
-            }
+            metrics = divided_epoch(step, index, ctx, state, optimizer, epochs_done=step.epoch - 1)
         if cfg.eval_every == "epoch" or step.ends_phase:
             metrics |= evaluate_twin(ctx)
         return metrics
 
-    @staticmethod
-    def divide(step: Step, ctx: Context, state: TrainState) -> tuple[Tensor, Tensor, dict[str, Any]]:
-        """Scan both members, fit one GMM each, co-divide: (weights [N, 2], labelled [N, 2], metrics)."""
-        assert state.labels is not None
-        d = ctx.cfg.dividemix
-        scanned = member_losses(ctx, state.labels, desc=f"divide {step.epoch}")  # (N, 2)
-        normalised = torch.stack([gmm.minmax_normalise(scanned[:, m]) for m in range(MEMBERS)], dim=1).float()
-        window = loss_window(ctx.cfg)
-        history: list[Tensor] = [*state.extra.get(LOSS_HISTORY, []), normalised][-window:]
-        state.extra[LOSS_HISTORY] = history if window > 1 else []
-        averaged = torch.stack(history).mean(dim=0)  # (N, 2)
-        clean = torch.stack(
-            [
-                gmm.clean_probability(
-                    averaged[:, m], iterations=d.gmm_iterations, tol=d.gmm_tol, reg_covar=d.gmm_reg_covar
-                )
-                for m in range(MEMBERS)
-            ],
-            dim=1,
-        )  # (N, 2): column m = member m's own division
-        weights, labelled = co_divide(clean, d.p_threshold)
-        if not same_on_all_ranks(labelled, ctx.world):
-            raise RuntimeError("ranks disagree on the division: the scan's all-gather is broken")
-        metrics: dict[str, Any] = {}
-        for m in range(MEMBERS):  # the division member m MADE (it trains the other member)
-            made = clean[:, m] > d.p_threshold
-            metrics |= selection.set_quality(made, state.labels, ctx.clean_labels).as_metrics(
-                f"division_net{m + 1}"
+
+def divided_epoch(
+    step: Step,
+    index: int,
+    ctx: Context,
+    state: TrainState,
+    optimizer: torch.optim.Optimizer,
+    *,
+    epochs_done: int,
+    labelled_loss: LabelledLoss = "ce",
+    pseudo: Tensor | None = None,
+    copies: int = 0,
+) -> dict[str, Any]:
+    """One DivideMix epoch on `state.labels`: division (scan, GMM, co-divide), then MixMatch over every
+    sample. `epochs_done`: divided epochs before this one (λ_u's ramp); `labelled_loss`, `pseudo` and
+    `copies` are the pipeline's grafts (see `mixmatch_loss`); DivideMix itself uses the defaults."""
+    assert state.labels is not None
+    weights, labelled, metrics = divide(step, ctx, state)
+    parts = torch.zeros(3, dtype=torch.float64)  # sums of L_x, L_u, L_reg over batches and members
+    loss_fn = mixmatch_loss(
+        ctx,
+        state.labels,
+        weights,
+        labelled,
+        epochs_done=epochs_done,
+        parts=parts,
+        labelled_loss=labelled_loss,
+        pseudo=pseudo,
+        copies=copies,
+    )
+    metrics |= train_one_epoch(ctx, step, index, optimizer, loss_fn)
+    batches = max(1, _batches_per_epoch(ctx))
+    return (
+        metrics
+        | {"lambda_u": lambda_u(ctx.cfg)}
+        | {
+            name: all_reduce_mean(float(value) / (batches * MEMBERS), ctx.world)
+            for name, value in zip(("loss_x", "loss_u", "loss_prior"), parts.tolist(), strict=True)
+        }
+    )
+
+
+def divide(step: Step, ctx: Context, state: TrainState) -> tuple[Tensor, Tensor, dict[str, Any]]:
+    """Scan both members against `state.labels`, fit one GMM each, co-divide: (weights [N, 2],
+    labelled [N, 2], metrics)."""
+    assert state.labels is not None
+    d = ctx.cfg.dividemix
+    scanned = member_losses(ctx, state.labels, desc=f"divide {step.epoch}")  # (N, 2)
+    normalised = torch.stack([gmm.minmax_normalise(scanned[:, m]) for m in range(MEMBERS)], dim=1).float()
+    window = loss_window(ctx.cfg)
+    history: list[Tensor] = [*state.extra.get(LOSS_HISTORY, []), normalised][-window:]
+    state.extra[LOSS_HISTORY] = history if window > 1 else []
+    averaged = torch.stack(history).mean(dim=0)  # (N, 2)
+    clean = torch.stack(
+        [
+            gmm.clean_probability(
+                averaged[:, m], iterations=d.gmm_iterations, tol=d.gmm_tol, reg_covar=d.gmm_reg_covar
             )
-        return weights, labelled, metrics
+            for m in range(MEMBERS)
+        ],
+        dim=1,
+    )  # (N, 2): column m = member m's own division
+    weights, labelled = co_divide(clean, d.p_threshold)
+    if not same_on_all_ranks(labelled, ctx.world):
+        raise RuntimeError("ranks disagree on the division: the scan's all-gather is broken")
+    metrics: dict[str, Any] = {}
+    for m in range(MEMBERS):  # the division member m MADE (it trains the other member)
+        made = clean[:, m] > d.p_threshold
+        metrics |= selection.set_quality(made, state.labels, ctx.clean_labels).as_metrics(
+            f"division_net{m + 1}"
+        )
+    return weights, labelled, metrics
 
 
 def _batches_per_epoch(ctx: Context) -> int:
@@ -299,9 +337,11 @@ def _batches_per_epoch(ctx: Context) -> int:
     return len(split_batches(mine, ctx.per_rank_batch))
 
 
-def warmup_loss(ctx: Context, labels: Tensor, *, penalty: bool) -> LossFn:
-    """CE for both members, each on its own weak augmentation of the batch (one stacked forward);
-    with `penalty`, plus the confidence penalty −H(p) of each member."""
+def warmup_loss(
+    ctx: Context, labels: Tensor, *, penalty: bool, loss: PerSampleLoss = losses.cross_entropy
+) -> LossFn:
+    """`loss` (CE by default) for both members, each on its own weak augmentation of the batch (one
+    stacked forward); with `penalty`, plus the confidence penalty −H(p) of each member."""
     device = ctx.train_images.device
 
     def fn(idx: Tensor, gen: torch.Generator) -> tuple[Tensor, int]:
@@ -309,21 +349,35 @@ def warmup_loss(ctx: Context, labels: Tensor, *, penalty: bool) -> LossFn:
         x = torch.stack([ctx.augmenter.weak(images, gen) for _ in range(MEMBERS)])  # (2, B, C, H, W)
         y = labels[idx].to(device)
         logits = ctx.model(x)  # (2, B, K)
-        loss = logits.new_zeros(())
+        total = logits.new_zeros(())
         for m in range(MEMBERS):
-            loss = loss + losses.cross_entropy(logits[m], y).mean()
+            total = total + loss(logits[m], y).mean()
             if penalty:
-                loss = loss + negative_entropy(logits[m])
-        return loss, MEMBERS * len(idx)
+                total = total + negative_entropy(logits[m])
+        return total, MEMBERS * len(idx)
 
     return fn
 
 
 def mixmatch_loss(
-    ctx: Context, labels: Tensor, weights: Tensor, labelled: Tensor, *, epochs_done: int, parts: Tensor
+    ctx: Context,
+    labels: Tensor,
+    weights: Tensor,
+    labelled: Tensor,
+    *,
+    epochs_done: int,
+    parts: Tensor,
+    labelled_loss: LabelledLoss = "ce",
+    pseudo: Tensor | None = None,
+    copies: int = 0,
 ) -> LossFn:
     """One DivideMix step for both members: weights/labelled [N, 2] from `co_divide`; `parts` [3]
-    accumulates this rank's L_x, L_u, L_reg (summed over members) for the epoch's metrics."""
+    accumulates this rank's L_x, L_u, L_reg (summed over members) for the epoch's metrics.
+
+    The pipeline's grafts: `labelled_loss` (see `semi_supervised_loss`); `pseudo` [N] bool with `copies`:
+    each sample of the batch that carries a consensus pseudo-label and is in either member's labelled set
+    enters the batch `copies` more times (fresh augmentations, same label); each member treats every
+    row by its own division, so a copy a member holds unlabelled is co-guessed like its original."""
     cfg = ctx.cfg.dividemix
     device = ctx.train_images.device
     weight_u = lambda_u(ctx.cfg)
@@ -331,6 +385,9 @@ def mixmatch_loss(
     calls = [0]  # batches done this epoch: r(t) moves within the epoch, as in the official code
 
     def fn(idx: Tensor, gen: torch.Generator) -> tuple[Tensor, int]:
+        if pseudo is not None and copies > 0:
+            chosen = pseudo[idx] & labelled[idx].any(dim=1)
+            idx = torch.cat([idx, idx[chosen].repeat(copies)])  # (B + copies·P,)
         batch = len(idx)
         images = ctx.train_images[idx.to(device)]
         views = torch.cat([ctx.augmenter.weak(images, gen), ctx.augmenter.weak(images, gen)])  # (2B, C, H, W)
@@ -354,7 +411,9 @@ def mixmatch_loss(
         calls[0] += 1
         total = logits.new_zeros(())
         for m in range(MEMBERS):
-            lx, lu = semi_supervised_loss(logits[m], mixed[m][1], mine[m].repeat(2))
+            lx, lu = semi_supervised_loss(
+                logits[m], mixed[m][1], mine[m].repeat(2), labelled_loss=labelled_loss
+            )
             prior = uniform_prior_penalty(logits[m])
             total = total + lx + weight_u * ramp * lu + cfg.prior_weight * prior
             parts.add_(torch.stack([lx, lu, prior]).detach().double().cpu())

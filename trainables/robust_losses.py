@@ -10,8 +10,8 @@ batch size and backbone.
   `loss.focal_gamma`, default γ = 2, the paper's value).
 - `nce_mae`: the active-passive loss α·NCE + β·MAE, Ma et al. 2020, "Normalized Loss Functions for Deep
   Learning with Noisy Labels" (ICML), defaults α = 1, β = 1 (`loss.apl_alpha`, `loss.apl_beta`), the
-  paper's CIFAR-10 setting. β is on the scale of the paper's code, MAE = 1 − p_y; `losses.mae` is
-  Σ_c|p_c − q_c| = 2(1 − p_y), so it enters `losses.nce_mae` with weight β/2.
+  paper's CIFAR-10 setting. β is on the scale of the paper's code, MAE = 1 − p_y
+  (`losses.MAE_APL_SCALE`; the report's Σ_c|p_c − q_c| is twice that).
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ from noisylab import batches, losses
 from noisylab.config import RunConfig
 from noisylab.trainables.ce import SupervisedMethod
 
-APL_MAE_SCALE = 0.5  # APL's MAE (1 − p_y) in units of losses.mae (2(1 − p_y))
-
 
 def apl_loss(cfg: RunConfig) -> batches.PerSampleLoss:
     """α·NCE + β·(1 − p_y) with α, β from `loss.apl_alpha`, `loss.apl_beta`."""
     return functools.partial(
-        losses.nce_mae, nce_weight=cfg.loss.apl_alpha, mae_weight=APL_MAE_SCALE * cfg.loss.apl_beta
+        losses.nce_mae,
+        nce_weight=cfg.loss.apl_alpha,
+        mae_weight=cfg.loss.apl_beta,
+        mae_scale=losses.MAE_APL_SCALE,
     )
 
 
