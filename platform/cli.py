@@ -256,6 +256,8 @@ def sweep(
         if local:
             if address is not None or autoscaling:
                 raise UserError("--local runs on this machine without Ray: drop --address/--autoscaling")
+            if logger:  # the trackers are Ray Tune's callbacks, and --local has no Tune
+                raise UserError("--logger needs Ray Tune: drop --local, or log each run with noisylab run")
             from noisylab.sweep_local import run_sweep_local
 
             outcome = run_sweep_local(
