@@ -38,8 +38,36 @@ def default_profile() -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
-@app.command()
+def _profiles_help() -> str:
+    from noisylab.profiles import PROFILES
+
+    return ", ".join(PROFILES) + "; default: gpu if CUDA is available, else cpu (`noisylab profiles`)"
+
+
+# Each option of `run` and the config field it sets (with --config, only the options given explicitly).
+_RUN_FIELDS = {
+    "dataset": "data.dataset",
+    "noise": "data.noise",
+    "method": "method",
+    "model": "model.name",
+    "seed": "seed",
+    "workers": "workers",
+    "gpu": "use_gpu",
+    "data_root": "data.root",
+    "dataset_name": "data.name",
+    "image_size": "data.image_size",
+}
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "  noisylab run --profile tiny --workers 0\n\n"
+    "  noisylab run --profile cpu-small --method ce --seed 1 --set refine.threshold=0.5\n\n"
+    "  noisylab run --dataset npz --data-root my.npz --dataset-name derma --image-size 32\n\n"
+    "  noisylab run --config runs/RUN/config.json --seed 2   (repeat a run, vary one field)"
+)
 def run(
+    click_ctx: typer.Context,
     dataset: Annotated[
         str,
         typer.Option(help="fashion-mnist, mnist, cifar10, cifar100, chest-xray, chaoyang, imagefolder, npz"),
@@ -55,12 +83,7 @@ def run(
         ),
     ] = "paper",
     model: Annotated[str, typer.Option(help="timm model name (resnet18, resnet34, ...)")] = "resnet18",
-    profile: Annotated[
-        str | None,
-        typer.Option(
-            help="gpu (the report's recipe), cpu, tiny; default: gpu if CUDA is available, else cpu"
-        ),
-    ] = None,
+    profile: Annotated[str | None, typer.Option(help=_profiles_help())] = None,
     seed: Annotated[int, typer.Option(help="seeds the noise, the initial weights and the data order")] = 0,
     workers: Annotated[
         int, typer.Option(help="Ray Train workers (data-parallel); 0 runs in this process without Ray")
@@ -68,6 +91,22 @@ def run(
     gpu: Annotated[bool, typer.Option("--gpu", help="one GPU per worker (NCCL); default CPU (gloo)")] = False,
     data_root: Annotated[
         Path | None, typer.Option(help="where the dataset lies (default: its usual place)")
+    ] = None,
+    dataset_name: Annotated[
+        str | None,
+        typer.Option(help="the dataset's name in reports (default: the .npz stem or folder name)"),
+    ] = None,
+    image_size: Annotated[
+        int | None,
+        typer.Option(help="resize images to this many pixels square (default: keep their native size)"),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="a saved config.json (or run folder) to repeat, or a TOML/JSON file of overrides; "
+            "options given on the command line and --set win over it",
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -79,6 +118,10 @@ def run(
     storage: Annotated[Path, typer.Option(help="folder for runs: checkpoints and records")] = Path("runs"),
     address: Annotated[str | None, typer.Option(help="attach to a running Ray cluster (e.g. auto)")] = None,
     progress: Annotated[bool, typer.Option(help="progress bars")] = True,
+    logger: Annotated[
+        list[str] | None,
+        typer.Option(help="also log every epoch to tensorboard or mlflow (local files); repeatable"),
+    ] = None,
     pretrain_cache: Annotated[
         bool,
         typer.Option(
@@ -89,24 +132,40 @@ def run(
 ) -> None:
     """Train one run to the end (or resume it) and write its result record."""
     from noisylab.config import parse_assignment
+    from noisylab.configfile import read_overrides
     from noisylab.profiles import PROFILES, make_config
     from noisylab.runner import execute
+    from noisylab.trackers import check_loggers
 
+    given = {
+        "dataset": dataset,
+        "noise": noise,
+        "method": method,
+        "model": model,
+        "seed": seed,
+        "workers": workers,
+        "gpu": gpu,
+        # absolute: the saved config then repeats the run from any folder
+        "data_root": str(data_root.resolve()) if data_root is not None else None,
+        "dataset_name": dataset_name,
+        "image_size": image_size,
+    }
     try:
-        overrides: dict[str, Any] = {
-            "data.dataset": dataset,
-            "data.noise": noise,
-            "method": method,
-            "model.name": model,
-            "seed": seed,
-            "workers": workers,
-            "use_gpu": gpu,
+        from_file = read_overrides(config) if config is not None else {}
+        # By name: typer may ship its own copy of click's ParameterSource enum.
+        explicit = {
+            k for k in given if getattr(click_ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"
         }
-        if data_root is not None:
-            overrides["data.root"] = str(data_root)
+        overrides: dict[str, Any] = {k: v for k, v in from_file.items() if k != "profile"}
+        overrides |= {
+            _RUN_FIELDS[k]: v
+            for k, v in given.items()
+            if (k in explicit or (config is None and v is not None))
+        }
         overrides |= dict(parse_assignment(a) for a in set_ or [])
-        chosen = profile or default_profile()
+        chosen = profile or from_file.get("profile") or default_profile()
         cfg = make_config(chosen, overrides)
+        loggers = check_loggers(logger or [])
 
         def announce(message: str) -> None:
             err.print(
@@ -120,8 +179,9 @@ def run(
             progress=progress and sys.stderr.isatty(),
             pretrain_cache=pretrain_cache,
             address=address,
-            use_ray=workers > 0,
+            use_ray=cfg.workers > 0,
             on_start=announce,
+            loggers=loggers,
         )
     except UserError as e:
         raise fail(str(e), e.exit_code) from None
@@ -159,6 +219,10 @@ def sweep(
     address: Annotated[
         str | None, typer.Option(help="attach to a running Ray cluster (auto, or ray://host:10001)")
     ] = None,
+    logger: Annotated[
+        list[str] | None,
+        typer.Option(help="log every trial's epochs to tensorboard or mlflow (local files); repeatable"),
+    ] = None,
     autoscaling: Annotated[
         bool,
         typer.Option(
@@ -174,7 +238,11 @@ def sweep(
         ),
     ] = False,
 ) -> None:
-    """Run a whole study with Ray Tune: one Ray Train run per trial, every record in one store."""
+    """Run a whole study with Ray Tune: one Ray Train run per trial, every record in one store.
+
+    Examples: noisylab sweep fmnist_cpu --profile cpu --dry-run ; noisylab sweep fmnist_cpu --profile cpu ;
+    noisylab sweep my_study.py --set data.root=/data/fmnist --resume
+    """
     from noisylab.config import parse_assignment
     from noisylab.sweeps import get_study
 
@@ -188,6 +256,8 @@ def sweep(
         if local:
             if address is not None or autoscaling:
                 raise UserError("--local runs on this machine without Ray: drop --address/--autoscaling")
+            if logger:  # the trackers are Ray Tune's callbacks, and --local has no Tune
+                raise UserError("--logger needs Ray Tune: drop --local, or log each run with noisylab run")
             from noisylab.sweep_local import run_sweep_local
 
             outcome = run_sweep_local(
@@ -200,9 +270,11 @@ def sweep(
             )
         else:
             from noisylab.sweep import run_sweep
+            from noisylab.trackers import check_loggers
 
             outcome = run_sweep(
                 spec,
+                loggers=check_loggers(logger or []),
                 profile=chosen,
                 storage=storage,
                 user_overrides=overrides,
@@ -228,16 +300,20 @@ def sweep(
 
 def print_plan(spec: Any, profile: str, overrides: dict[str, Any]) -> None:
     """The trials a sweep would run, after checking every one of them."""
+    from noisylab.confdiff import flatten, value_text
     from noisylab.profiles import PROFILES
     from noisylab.sweep import describe_domain, plan
 
     configs = plan(spec, profile, overrides)
     sweep_profile = spec.profile(profile)
     table = Table(title=f"{spec.name}: {spec.description}", title_justify="left")
-    for col in ("#", "method", "dataset", "noise", "model", "seed"):
+    shown = ["method", "data.dataset", "data.noise", "model.name", "seed"]
+    axes = shown + [a for a in spec.grid_points(profile)[0] if a not in shown] if configs else shown
+    for col in ("#", *axes):
         table.add_column(col)
     for i, cfg in enumerate(configs, start=1):
-        table.add_row(str(i), cfg.method, cfg.data.dataset, cfg.data.noise, cfg.model.name, str(cfg.seed))
+        flat = flatten(cfg.to_dict())
+        table.add_row(str(i), *(value_text(flat[a]) for a in axes))
     out.print(table)
     for path, domain in spec.search.items():
         out.print(f"  × {spec.num_samples} samples of {path}: {describe_domain(domain)}", highlight=False)
@@ -253,7 +329,10 @@ def print_plan(spec: Any, profile: str, overrides: dict[str, Any]) -> None:
 
 @app.command()
 def studies() -> None:
-    """List the studies `noisylab sweep` can run."""
+    """List the studies `noisylab sweep` can run.
+
+    Example: noisylab studies
+    """
     from noisylab.sweeps import get_study, study_names
 
     table = Table()
@@ -272,17 +351,77 @@ def show(
         Path, typer.Argument(help="a run folder (holding record.parquet) or the record itself")
     ],
 ) -> None:
-    """Print the summary of a finished run."""
+    """Print the summary of a run: a finished one's record, or an unfinished one's progress so far.
+
+    Example: noisylab show runs/paper-fashion-mnist-idn0.3-cpu-s0-1a2b3c
+    """
     from noisylab.results import RECORD_FILE, read_record
 
     path = run_dir / RECORD_FILE if run_dir.is_dir() else run_dir
     if not path.exists():
-        raise fail(f"no result record at {path}: is the run finished? (`noisylab run` writes it at the end)")
+        if run_dir.is_dir() and (run_dir / "config.json").exists():
+            print_progress(run_dir)
+            return
+        raise fail(f"no result record at {path} and no run started there (no config.json)")
     try:
         record = read_record(path)
     except Exception as e:  # a corrupt or foreign file: say so in one line
         raise fail(f"{path} is not a noisylab result record ({type(e).__name__}: {e})") from None
     print_summary(record, path.parent)
+    print_differences(json.loads(record.get("config_json") or "{}"))
+
+
+def print_differences(config: dict[str, Any]) -> None:
+    """The fields the run set apart from its method's defaults under its profile."""
+    from noisylab.confdiff import differences, value_text
+
+    if not config:
+        return
+    diff = differences(config)
+    table = Table(
+        "field",
+        "value",
+        title=f"settings that differ from {config.get('method')}'s defaults "
+        f"under profile {config.get('profile')}",
+        title_justify="left",
+    )
+    for k, v in diff.items():
+        table.add_row(k, value_text(v))
+    if diff:
+        out.print(table)
+    else:
+        out.print("settings: the method's defaults under its profile", highlight=False)
+
+
+def print_progress(run_dir: Path) -> None:
+    """An unfinished (or crashed) run: its config and the epochs logged in metrics.jsonl so far."""
+    from noisylab.config import load_config_json
+    from noisylab.live import METRICS_FILE, read_metrics
+    from noisylab.runtime import describe
+
+    try:
+        cfg = load_config_json(run_dir / "config.json")
+    except UserError as e:
+        raise fail(str(e)) from None
+    steps = read_metrics(run_dir / METRICS_FILE)
+    out.print(
+        f"run {run_dir.name}: not finished (no record yet); {cfg.method} on {cfg.data.dataset}, noise "
+        f"{cfg.data.noise}, profile {cfg.profile}, seed {cfg.seed}; {len(steps)} epochs logged",
+        highlight=False,
+    )
+    table = Table("step", "phase", "iteration", "epoch", "figures", title="progress", title_justify="left")
+    for row in steps:
+        table.add_row(
+            str(row["step"] + 1),
+            str(row.get("phase")),
+            str(row.get("iteration")),
+            str(row.get("epoch")),
+            describe({k: (float("nan") if v is None else v) for k, v in row.items()}),
+        )
+    if steps:
+        out.print(table)
+    print_differences(cfg.to_dict())
+    out.print(f"live: tail -f {run_dir / METRICS_FILE}", markup=False, highlight=False)
 
 
 @app.command()
@@ -312,7 +451,13 @@ def report(
     ] = "table",
     output: Annotated[Path | None, typer.Option(help="write to this file instead of the terminal")] = None,
 ) -> None:
-    """Summarise result records in tables: the paper's pivot, the best configuration, diagnostics, time."""
+    """Summarise result records in tables: the paper's pivot, the best configuration, diagnostics, time.
+
+    Runs whose configs differ in more than the seed are separate rows, labelled by what differs.
+
+    Examples: noisylab report runs ; noisylab report --study paper_table2 --vs-paper ;
+    noisylab report studies/fmnist_cpu --table all --format latex --output t.tex
+    """
     from noisylab.published import load_published
     from noisylab.report import report_tables
     from noisylab.store import filter_study, read_records
@@ -367,11 +512,18 @@ def plot(
     locations: Annotated[
         list[str], typer.Argument(help="run folders, study folders or stores (paths, or s3://, gs:// URIs)")
     ],
-    out_dir: Annotated[Path, typer.Option("--out", help="folder for the PNG figures (created if needed)")],
+    out_dir: Annotated[
+        Path,
+        typer.Option("--output", "--out", "-o", help="folder for the figures (created if needed)"),
+    ],
     study: Annotated[str | None, typer.Option(help="keep only this study's records")] = None,
     metric: Annotated[str, typer.Option(help="acc (test accuracy) or f1 (test macro-F1)")] = "acc",
+    format_: Annotated[str, typer.Option("--format", help="png, pdf or svg")] = "png",
 ) -> None:
-    """Figures: accuracy against noise rate per method; selection precision per stage (pipeline runs)."""
+    """Figures: accuracy against noise rate per method; selection precision per stage (pipeline runs).
+
+    Example: noisylab plot runs --output figures --format pdf
+    """
     from noisylab.plots import plot_records
     from noisylab.store import filter_study, read_records
 
@@ -381,22 +533,50 @@ def plot(
             records = filter_study(records, study)
             if records.height == 0:
                 raise UserError(f"no records of study '{study}' in {', '.join(locations)}")
-        written = plot_records(records, out_dir, metric=metric)
+        written = plot_records(records, out_dir, metric=metric, fmt=format_)
     except UserError as e:
         raise fail(str(e), e.exit_code) from None
     for path in written:
         typer.echo(str(path))
 
 
+@app.command(
+    epilog="Examples:\n\n"
+    "  noisylab labels runs/RUN --output suspects.parquet\n\n"
+    "  noisylab labels runs/RUN --output pred_probs.npy   (cleanlab: find_label_issues(labels, pred_probs))"
+)
+def labels(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run folder (holding samples.parquet)")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="a .parquet, .csv or .npy file (.npy: pred_probs only)")
+    ],
+) -> None:
+    """Export one row per training sample: index, given and final label, when it was relabelled or
+    selected, its last selection score, and the final class probabilities (cleanlab's pred_probs)."""
+    from noisylab.samples import export_samples, read_samples
+
+    try:
+        written = export_samples(read_samples(run_dir), output)
+    except UserError as e:
+        raise fail(str(e)) from None
+    for path in written:
+        typer.echo(f"wrote {path}", err=True)
+
+
 @app.command()
 def fields() -> None:
-    """List every config field that --set (and sweeps) can change, with its default."""
-    from noisylab.config import RunConfig, field_paths
+    """List every config field that --set (and sweeps, and --config files) can change: its type, its
+    default before a profile, and what it means (from the comments of noisylab/config.py).
+
+    Examples: noisylab fields ; noisylab run --set refine.threshold=0.5
+    """
+    from noisylab.config import RunConfig, type_name
+    from noisylab.fielddocs import describe_fields
 
     defaults = _flatten(RunConfig().to_dict())
-    table = Table("field", "default", title="config fields (defaults before a profile)")
-    for path in field_paths():
-        table.add_row(path, json.dumps(defaults[path]))
+    table = Table("field", "type", "default", "what", title="config fields (defaults before a profile)")
+    for path, (tp, text) in describe_fields().items():
+        table.add_row(path, type_name(tp), json.dumps(defaults[path]), text)
     out.print(table)
 
 
@@ -422,7 +602,10 @@ def methods() -> None:
 
 @app.command()
 def profiles() -> None:
-    """List the run profiles and what each changes."""
+    """List the run profiles and what each changes.
+
+    Example: noisylab profiles
+    """
     from noisylab.profiles import PROFILES
 
     table = Table("profile", "description", "overrides", title="profiles")

@@ -37,11 +37,12 @@ PretrainMethod = Literal["simclr", "byol", "none"]
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "fashion-mnist"
+    dataset: str = "fashion-mnist"  # the format: one of noisylab.data.DATASETS (`run --help` lists them)
     root: str | None = None  # None: the dataset's default location (see noisylab.data.DEFAULT_ROOTS)
-    image_size: int | None = None  # pixels; None keeps fixed-size datasets as they are
+    name: str | None = None  # the dataset's name in reports; None: the .npz stem / folder name, or the format
+    image_size: int | None = None  # pixels; None keeps the native size (folders of mixed sizes: 224)
     train_subset: int | None = None  # samples, class-balanced, drawn with `subset_seed`; None = all
-    test_subset: int | None = None
+    test_subset: int | None = None  # test samples, class-balanced (subset_seed + 1); None = all
     subset_seed: int = 0  # fixed across run seeds so every seed sees the same images
     noise: str = "idn:0.3"  # NoiseSpec text: idn:τ | sym:r | pair:r | none | file:PATH[#key]
     crop_padding: int = 4  # pixels of reflect padding before the random crop of weak augmentation
@@ -58,10 +59,10 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    method: PretrainMethod = "simclr"
-    epochs: int = 30
+    method: PretrainMethod = "simclr"  # self-supervised pre-training: SimCLR, BYOL, or none
+    epochs: int = 30  # pre-training epochs (report: 30)
     lr: float = 1e-3  # Adam; report silent, a common SimCLR-with-Adam value
-    weight_decay: float = 1e-6
+    weight_decay: float = 1e-6  # pre-training optimiser's weight decay (report silent)
     temperature: float = 0.5  # NT-Xent τ; report silent, SimCLR's CIFAR value
     # BYOL (Grill et al. 2020, §3.2): the target is an EMA of the online network with rate
     # τ_k = τ_final − (τ_final − τ_base)·(cos(πk/K) + 1)/2 over the K optimiser steps of pre-training.
@@ -71,7 +72,7 @@ class PretrainConfig:
 
 @dataclass(frozen=True)
 class WarmupConfig:
-    epochs: int = 5
+    epochs: int = 5  # warm-up epochs with the main loss (report: 5)
     lr: float = 1e-4  # Adam
     weight_decay: float = 0.03  # Adam's L2 term, as the report states it
     # main: warm up with `loss.main` (the report: SWCE). ce: plain cross entropy, so every class is learnt
@@ -81,13 +82,13 @@ class WarmupConfig:
 
 @dataclass(frozen=True)
 class RefineConfig:
-    iterations: int = 4
+    iterations: int = 4  # refinement iterations, each ending in a consensus relabelling (report: 4)
     epochs: tuple[int, ...] = (4, 7, 7, 7)  # per iteration
     stages: tuple[tuple[int, ...], ...] = ((2, 3, 4), (2, 5, 7), (2, 5, 7), (2, 5, 7))  # 1-based epochs
     lrs: tuple[float, ...] = (1e-4, 1e-5, 1e-5, 1e-6)  # Adam, per iteration
-    weight_decay: float = 0.03
+    weight_decay: float = 0.03  # refinement optimiser's weight decay (report: 0.03)
     threshold: float = 1.0  # selection-loss threshold: 1.0 for CIFAR, 0.25 for the medical sets
-    selection_loss: SelectionLoss = "nce_mae"
+    selection_loss: SelectionLoss = "nce_mae"  # the per-sample score a stage thresholds
     mae_weight: float = 1.0  # β in NCE + β·MAE
     # The MAE of the selection score. report: Σ_c|p_c − q_c| = 2(1 − p_y), as the report writes it; at
     # threshold 1 a selected sample then has p_y > 1/2, so consensus can never change its label. apl:
@@ -104,7 +105,7 @@ class LossConfig:
     # its class in the batch (losses.swce_class_normalised), so a class the network is slow on keeps
     # CE's share of the gradient; a remedy for SWCE starving slow classes, not the report's.
     swce_norm: SwceNorm = "none"
-    focal_gamma: float = 2.0
+    focal_gamma: float = 2.0  # γ of the focal loss (Lin et al. 2017's default)
     # `--method nce_mae` trains with α·NCE + β·MAE (Ma et al. 2020, Active-Passive Losses). β is on the
     # APL code's scale, MAE = 1 − p_y (half of `losses.mae`); α = β = 1 is APL's CIFAR-10 setting.
     apl_alpha: float = 1.0  # α, NCE weight
@@ -202,8 +203,8 @@ class PaperDivideMixConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    method: str = "paper"
-    seed: int = 0
+    method: str = "paper"  # the pipeline, a variant of it, or a baseline (see `noisylab run --help`)
+    seed: int = 0  # seeds the noise, the initial weights and the data order
     profile: str = "gpu"  # the name of the profile the run used; recorded in every result
     batch_size: int = 256  # global, split across workers
     eval_every: EvalEvery = "epoch"  # test-set evaluation after every epoch or only at phase ends
@@ -214,7 +215,7 @@ class RunConfig:
     optimizer: Optimizer = "adamw"
     sgd_momentum: float = 0.9  # optimizer=sgd only; the momentum of DivideMix's SGD (Li et al. 2020)
     workers: int = 1  # Ray Train workers; 0 runs the loop in-process (Train's local mode)
-    use_gpu: bool = False
+    use_gpu: bool = False  # one GPU per worker (NCCL); else CPU (gloo)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
@@ -354,6 +355,11 @@ def _coerce_inner(value: Any, tp: Any) -> Any:
             raise TypeError(value)
         return value
     raise TypeError(tp)
+
+
+def type_name(tp: Any) -> str:
+    """A field type in words: 'int', 'float or None', 'one of swce, ce, focal', 'a list of int'."""
+    return _type_name(tp).replace("NoneType", "None")
 
 
 def _type_name(tp: Any) -> str:

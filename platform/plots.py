@@ -1,10 +1,14 @@
-"""Figures from result records (PNG, matplotlib's Agg renderer; no display, no pyplot state).
+"""Figures from result records (PNG, PDF or SVG; matplotlib's Agg renderer, no display, no pyplot state).
 
-* `accuracy-<dataset>.png`  test accuracy (or macro-F1) against the noise rate, one line per method
-                            (× model × profile when several), mean ± std over seeds as error bars
-* `selection-<dataset>.png` the pipeline's diagnostics: selection precision at every stage of every
-                            refinement iteration, and training-label accuracy after each iteration,
-                            one line per method × noise rate, mean ± std over seeds
+* `accuracy-<dataset>.<fmt>`  test accuracy (or macro-F1) against the noise rate, one line per method
+                              (× model × profile × config when several), mean ± std over seeds as error
+                              bars, the number of runs per line in the legend
+* `selection-<dataset>.<fmt>` the pipeline's diagnostics: selection precision at every stage of every
+                              refinement iteration, and training-label accuracy after each iteration,
+                              one line per method × config × noise rate, mean ± std over seeds
+
+Colours are Okabe and Ito's palette (told apart with the common colour-vision deficiencies); past its
+eight colours the marker and line style change, so a dozen methods stay apart in print too.
 """
 
 from __future__ import annotations
@@ -14,26 +18,44 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from noisylab.atomic import write_with
+from noisylab.confdiff import with_config_columns
 from noisylab.errors import UserError
 from noisylab.report import METRICS, cells, metric_column, noise_label
 
-PALETTE = colormaps["tab20"]
+# Okabe & Ito (2008), "Color Universal Design": distinguishable under protan-, deutan- and tritanopia.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 MARKERS = ("o", "s", "^", "D")
+LINESTYLES = ("-", "--", ":", "-.")
+FORMATS = ("png", "pdf", "svg")
+KIND_AXIS = {"idn": "instance-dependent (IDN)", "symmetric": "symmetric", "pair": "pair-flip", "none": "no"}
 
 DPI = 120  # dots per inch of the written PNGs
 SIZE = (6.4, 4.2)  # inches, one panel
 
 
-def plot_records(records: pl.DataFrame, out_dir: Path, *, metric: str = "acc") -> list[Path]:
-    """Write the figures for `records` into `out_dir` (created if needed); returns the files."""
+def style(i: int) -> dict[str, Any]:
+    """Colour, marker and line style of the i-th line: a new marker and style every len(PALETTE) lines."""
+    turn = i // len(PALETTE)
+    return {
+        "color": PALETTE[i % len(PALETTE)],
+        "marker": MARKERS[turn % len(MARKERS)],
+        "linestyle": LINESTYLES[turn % len(LINESTYLES)],
+    }
+
+
+def plot_records(
+    records: pl.DataFrame, out_dir: Path, *, metric: str = "acc", fmt: str = "png"
+) -> list[Path]:
+    """Write the figures for `records` into `out_dir` (created if needed) as `fmt` files; returns them."""
     metric_column(metric)
+    if fmt not in FORMATS:
+        raise UserError(f"unknown figure format '{fmt}': choose one of {', '.join(FORMATS)}")
     if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir} is a file: give a folder for the figures")
+        raise UserError(f"--output {out_dir} is a file: give a folder for the figures")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -42,16 +64,23 @@ def plot_records(records: pl.DataFrame, out_dir: Path, *, metric: str = "acc") -
     table = cells(records, metric)
     for dataset in dict.fromkeys(table["dataset"].to_list()):
         fig = accuracy_figure(table.filter(pl.col("dataset") == dataset), dataset, metric)
-        written.append(_save(fig, out_dir / f"accuracy-{_slug(dataset)}.png"))
+        written.append(_save(fig, out_dir / f"accuracy-{_slug(dataset)}.{fmt}"))
+    records = with_config_columns(records)
     for dataset in dict.fromkeys(records["dataset"].to_list()):
         fig_sel = selection_figure(records.filter(pl.col("dataset") == dataset), dataset)
         if fig_sel is not None:
-            written.append(_save(fig_sel, out_dir / f"selection-{_slug(dataset)}.png"))
+            written.append(_save(fig_sel, out_dir / f"selection-{_slug(dataset)}.{fmt}"))
     return written
 
 
 def _line_name(row: dict[str, Any], keys: list[str]) -> str:
-    return " / ".join(str(row[k]) for k in keys)
+    return " / ".join(str(row[k] or "defaults") for k in keys)
+
+
+def _runs(ns: list[int]) -> str:
+    """'n=3', or 'n=1–3' when the points of a line rest on different numbers of runs."""
+    lo, hi = min(ns), max(ns)
+    return f"n={lo}" if lo == hi else f"n={lo}–{hi}"
 
 
 def accuracy_figure(table: pl.DataFrame, dataset: str, metric: str) -> Figure:
@@ -59,24 +88,28 @@ def accuracy_figure(table: pl.DataFrame, dataset: str, metric: str) -> Figure:
     fig = Figure(figsize=SIZE, dpi=DPI)
     ax = fig.add_subplot()
     keys = ["method"] + [k for k in ("model", "profile") if table[k].n_unique() > 1]
-    several_kinds = table["noise_kind"].n_unique() > 1
+    keys += ["config"] if (table["config"].fill_null("") != "").any() else []
+    kinds = table["noise_kind"].unique().to_list()
     groups = table.group_by(["noise_kind", *keys], maintain_order=True)
     for i, ((kind, *_), sub) in enumerate(groups):
         sub = sub.sort("noise_rate")
-        label = _line_name(sub.row(0, named=True), keys) + (f" ({kind})" if several_kinds else "")
+        label = _line_name(sub.row(0, named=True), keys)
+        label += (
+            f" ({kind}, {_runs(sub['n'].to_list())})" if len(kinds) > 1 else f" ({_runs(sub['n'].to_list())})"
+        )
         ax.errorbar(
             (sub["noise_rate"] * 100).to_list(),
             sub["mean_pct"].to_list(),
             yerr=sub["std_pct"].fill_null(0.0).to_list(),
-            # A comparison has a dozen lines: 20 distinct colours, and the marker changes every 10 lines.
-            color=PALETTE(i % 20),
-            marker=MARKERS[(i // 10) % len(MARKERS)],
             capsize=3,
             label=label,
+            **style(i),
         )
     ax.set_xticks(sorted({100 * r for r in table["noise_rate"].to_list()}))
     name = "test accuracy" if METRICS[metric] == "test_acc" else "test macro-F1"
-    ax.set_xlabel("noise rate (%)")
+    ax.set_xlabel(
+        f"{KIND_AXIS.get(kinds[0], kinds[0])} noise rate (%)" if len(kinds) == 1 else "noise rate (%)"
+    )
     ax.set_ylabel(f"{name} (%)")
     ax.set_title(f"{dataset}: {name}, mean ± std over seeds")
     ax.grid(alpha=0.3)
@@ -86,8 +119,17 @@ def accuracy_figure(table: pl.DataFrame, dataset: str, metric: str) -> Figure:
 
 
 def _stats(rows: pl.DataFrame, by: list[str], value: str) -> pl.DataFrame:
+    """Mean ± std over seeds. A stage that selected nothing has no precision (null): its point is NaN,
+    a gap in the line, not an error; std is 0 where fewer than two seeds have a value."""
     v = pl.col(value).cast(pl.Float64) * 100
-    return rows.group_by(by).agg(v.mean().alias("mean"), v.std(ddof=1).fill_null(0.0).alias("std")).sort(by)
+    return (
+        rows.group_by(by)
+        .agg(
+            v.mean().fill_null(float("nan")).alias("mean"),
+            v.std(ddof=1).fill_null(0.0).fill_nan(0.0).alias("std"),
+        )
+        .sort(by)
+    )
 
 
 def selection_figure(records: pl.DataFrame, dataset: str) -> Figure | None:
@@ -96,7 +138,7 @@ def selection_figure(records: pl.DataFrame, dataset: str) -> Figure | None:
     dtype = records.schema.get("stages")
     if not isinstance(dtype, pl.List) or not isinstance(dtype.inner, pl.Struct):
         return None
-    line_keys = ["method", "noise_kind", "noise_rate", "noise"]
+    line_keys = ["method", "config", "noise_kind", "noise_rate", "noise"]
     stages = records.select(*line_keys, "stages").explode("stages").drop_nulls("stages").unnest("stages")
     if stages.height == 0:
         return None
@@ -104,12 +146,13 @@ def selection_figure(records: pl.DataFrame, dataset: str) -> Figure | None:
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     points = stages.select("iteration", "stage").unique().sort("iteration", "stage")
     ticks = {(i, s): n for n, (i, s) in enumerate(points.iter_rows())}
-    for key, line in _stats(stages, [*line_keys, "iteration", "stage"], "selected_precision").group_by(
+    lines = _stats(stages, [*line_keys, "iteration", "stage"], "selected_precision").group_by(
         line_keys, maintain_order=True
-    ):
+    )
+    for n, (key, line) in enumerate(lines):
         x = [ticks[(i, s)] for i, s in line.select("iteration", "stage").iter_rows()]
         left.errorbar(
-            x, line["mean"].to_list(), yerr=line["std"].to_list(), marker="o", capsize=3, label=_label(key)
+            x, line["mean"].to_list(), yerr=line["std"].to_list(), capsize=3, label=_label(key), **style(n)
         )
     left.set_xticks(list(ticks.values()), [f"{i}.{s}" for i, s in ticks])
     _finish(
@@ -134,22 +177,23 @@ def _label_accuracy(ax: Axes, records: pl.DataFrame, line_keys: list[str]) -> No
     if rows.height == 0:
         return
     ax.set_xticks(sorted(set(rows.unnest("iterations")["iteration"].to_list())))
-    for key, line in _stats(rows.unnest("iterations"), [*line_keys, "iteration"], "label_acc").group_by(
+    lines = _stats(rows.unnest("iterations"), [*line_keys, "iteration"], "label_acc").group_by(
         line_keys, maintain_order=True
-    ):
+    )
+    for n, (key, line) in enumerate(lines):
         ax.errorbar(
             line["iteration"].to_list(),
             line["mean"].to_list(),
             yerr=line["std"].to_list(),
-            marker="o",
             capsize=3,
             label=_label(key),
+            **style(n),
         )
 
 
 def _label(key: tuple[Any, ...]) -> str:
-    method, kind, rate, noise = key
-    return f"{method}, {noise_label(kind, rate, noise)}"
+    method, config, kind, rate, noise = key
+    return f"{method}{f' [{config}]' if config else ''}, {noise_label(kind, rate, noise)}"
 
 
 def _finish(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
@@ -166,6 +210,6 @@ def _slug(name: str) -> str:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    """Atomically (`atomic.write_with`): a half-drawn PNG never takes the name."""
-    write_with(path, lambda f: fig.savefig(f, format="png"))
+    """Atomically (`atomic.write_with`): a half-drawn figure never takes the name."""
+    write_with(path, lambda f: fig.savefig(f, format=path.suffix.lstrip(".")))
     return path

@@ -13,14 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from noisylab.config import RunConfig
-from noisylab.data import ImageSet, load_dataset
+from noisylab.data import ImageSet, load_dataset, source_path
+from noisylab.data.source import DataSource, describe_source
 from noisylab.errors import UserError
 from noisylab.noise import NoiseSpec, NoisyLabels, make_noisy_labels, transition_matrix
 
 
 @dataclass(frozen=True)
 class DataBundle:
-    dataset: str
+    dataset: str  # the name reports use: data.name, else the file's stem / folder's name, else the format
     class_names: tuple[str, ...]
     train_images: np.ndarray  # uint8 [N, C, H, W]
     clean_labels: np.ndarray  # int64 [N]
@@ -28,6 +29,8 @@ class DataBundle:
     test_images: np.ndarray  # uint8 [T, C, H, W]
     test_labels: np.ndarray  # int64 [T]
     noise: NoisyLabels
+    source: DataSource | None = None  # where the data was read from, and its fingerprint
+    train_index: np.ndarray | None = None  # int64 [N]: each training sample's position in the full set
 
     @property
     def num_classes(self) -> int:
@@ -71,7 +74,9 @@ def prepare_data(cfg: RunConfig) -> DataBundle:
     the subset is taken; the realised rate and transition matrix describe the subset actually used."""
     d = cfg.data
     spec = NoiseSpec.parse(d.noise)
-    ds = load_dataset(d.dataset, Path(d.root) if d.root else None, image_size=d.image_size)
+    root = Path(d.root) if d.root else None
+    ds = load_dataset(d.dataset, root, image_size=d.image_size)
+    source = describe_source(ds.name, source_path(d.dataset, root), d.name)
     all_x, all_y = ds.train.images.numpy(), ds.train.labels.numpy().astype(np.int64)
     check_geometry(all_x.shape[-2:], d.crop_padding)
     noisy_all = make_noisy_labels(
@@ -91,7 +96,7 @@ def prepare_data(cfg: RunConfig) -> DataBundle:
         transition=transition_matrix(clean, noisy, ds.train.num_classes),
     )
     return DataBundle(
-        dataset=ds.name,
+        dataset=source.name,
         class_names=ds.train.class_names,
         train_images=np.ascontiguousarray(all_x[train_idx]),
         clean_labels=clean,
@@ -99,4 +104,6 @@ def prepare_data(cfg: RunConfig) -> DataBundle:
         test_images=np.ascontiguousarray(ds.test.images.numpy()[test_idx]),
         test_labels=ds.test.labels.numpy()[test_idx].astype(np.int64),
         noise=noise,
+        source=source,
+        train_index=train_idx.astype(np.int64),
     )

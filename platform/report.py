@@ -22,6 +22,7 @@ from typing import Any
 
 import polars as pl
 
+from noisylab.confdiff import with_config_columns
 from noisylab.errors import UserError
 from noisylab.noise import NoiseSpec
 from noisylab.tables import Titled
@@ -29,7 +30,8 @@ from noisylab.tables import Titled
 METRICS = {"acc": "test_acc", "f1": "test_f1"}
 # Record columns holding fractions in [0, 1] (shown in %); a study may optimise any record column.
 FRACTIONS = ("test_acc", "test_f1", "warmup_test_acc", "warmup_test_f1", "final_label_acc")
-CELL_KEYS = ("method", "model", "profile", "dataset", "noise_kind", "noise_rate", "noise")
+# `config`: what sets the run's config apart besides these columns (confdiff); a cell pools seeds only.
+CELL_KEYS = ("method", "model", "profile", "config", "dataset", "noise_kind", "noise_rate", "noise")
 _KIND_LABELS = {"idn": "IDN", "symmetric": "sym", "pair": "pair", "none": "clean"}
 _JOIN_DIGITS = 6  # noise rates are joined after rounding: 0.2 from a record and from a CSV are the same
 
@@ -62,6 +64,7 @@ _CELL_SCHEMA: dict[str, pl.DataType] = {
     "method": pl.String(),
     "model": pl.String(),
     "profile": pl.String(),
+    "config": pl.String(),
     "dataset": pl.String(),
     "noise_kind": pl.String(),
     "noise_rate": pl.Float64(),
@@ -74,10 +77,12 @@ _CELL_SCHEMA: dict[str, pl.DataType] = {
 
 def cells(records: pl.DataFrame, metric: str = "acc") -> pl.DataFrame:
     """Mean and std (in %) of the metric over the runs (seeds) of each method × model × profile ×
-    dataset × noise; `n` counts the runs with a value."""
+    config × dataset × noise; `n` counts the runs with a value. Runs whose configs differ in more than
+    the seed are never pooled: they differ in `config`."""
     column = metric_column(metric)
     if records.height == 0:
         return pl.DataFrame(schema=_CELL_SCHEMA)
+    records = with_config_columns(records)
     value = pl.col(column).cast(pl.Float64) * 100
     out = (
         records.group_by(list(CELL_KEYS))
@@ -86,7 +91,7 @@ def cells(records: pl.DataFrame, metric: str = "acc") -> pl.DataFrame:
             value.mean().alias("mean_pct"),
             value.std(ddof=1).alias("std_pct"),
         )
-        .sort("dataset", "noise_kind", "noise_rate", "method", "model", "profile", nulls_last=True)
+        .sort("dataset", "noise_kind", "noise_rate", "method", "model", "profile", "config", nulls_last=True)
     )
     return _conform(out, _CELL_SCHEMA)
 
@@ -107,6 +112,7 @@ def planned_cells(study: Any, profile: str) -> pl.DataFrame:
             "method": cfg.method,
             "model": cfg.model.name,
             "profile": cfg.profile,
+            "config": "",
             "dataset": cfg.data.dataset,
             "noise_kind": spec.kind,
             "noise_rate": spec.rate,
@@ -136,11 +142,16 @@ def format_cell(mean: float | None, std: float | None, n: int) -> str | None:
     return f"{mean:.2f}{spread} (n={n})"
 
 
-def pivot(cell_table: pl.DataFrame, *, method_order: Sequence[str] = ()) -> pl.DataFrame:
-    """Rows method (× model, × profile when the cells hold several), columns 'dataset noise', cells
-    'mean ± std (n=…)' in %; empty where nothing ran. Methods in `method_order` come first, in that
-    order, the rest alphabetically."""
-    row_keys = ["method"] + [k for k in ("model", "profile") if cell_table[k].n_unique() > 1]
+def pivot_row_keys(cell_table: pl.DataFrame) -> list[str]:
+    keys = ["method"] + [k for k in ("model", "profile") if cell_table[k].n_unique() > 1]
+    return keys + (["config"] if (cell_table["config"].fill_null("") != "").any() else [])
+
+
+def _pivot_grid(
+    cell_table: pl.DataFrame, method_order: Sequence[str]
+) -> tuple[list[str], list[tuple[Any, ...]], list[str], dict[tuple[Any, ...], dict[str, dict[str, Any]]]]:
+    """Row keys, rows (in order), column labels (in order) and each cell's {mean_pct, std_pct, n}."""
+    row_keys = pivot_row_keys(cell_table)
     order = {m: i for i, m in enumerate(method_order)}
 
     def row_rank(key: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -149,17 +160,70 @@ def pivot(cell_table: pl.DataFrame, *, method_order: Sequence[str] = ()) -> pl.D
     rows = sorted({tuple(r[k] for k in row_keys) for r in cell_table.iter_rows(named=True)}, key=row_rank)
     datasets = list(dict.fromkeys(cell_table["dataset"].to_list()))
     columns: dict[tuple[Any, ...], str] = {}
+    grid: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {row: {} for row in rows}
     for r in cell_table.iter_rows(named=True):
         key = (datasets.index(r["dataset"]), r["noise_kind"] or "", r["noise_rate"] or 0.0, r["noise"] or "")
-        columns[key] = f"{r['dataset']} {noise_label(r['noise_kind'], r['noise_rate'], r['noise'])}"
-    labels = [columns[k] for k in sorted(columns)]
-    grid: dict[tuple[Any, ...], dict[str, str | None]] = {row: {} for row in rows}
-    for r in cell_table.iter_rows(named=True):
         label = f"{r['dataset']} {noise_label(r['noise_kind'], r['noise_rate'], r['noise'])}"
-        grid[tuple(r[k] for k in row_keys)][label] = format_cell(r["mean_pct"], r["std_pct"], r["n"])
-    data = [dict(zip(row_keys, row, strict=True)) | {c: grid[row].get(c) for c in labels} for row in rows]
+        columns[key] = label
+        grid[tuple(r[k] for k in row_keys)][label] = r
+    return row_keys, rows, [columns[k] for k in sorted(columns)], grid
+
+
+def _row_values(row_keys: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
+    values = dict(zip(row_keys, row, strict=True))
+    if values.get("config") == "":
+        values["config"] = "defaults"  # a blank cell would read as "unknown"
+    return values
+
+
+def pivot(cell_table: pl.DataFrame, *, method_order: Sequence[str] = ()) -> pl.DataFrame:
+    """Rows method (× model, × profile when the cells hold several, × config when any run differs from
+    its method's defaults), columns 'dataset noise', cells 'mean ± std (n=…)' in %; empty where nothing
+    ran. Methods in `method_order` come first, in that order, the rest alphabetically."""
+    row_keys, rows, labels, grid = _pivot_grid(cell_table, method_order)
+    data = []
+    for row in rows:
+        cells_of_row = {
+            c: format_cell(cell["mean_pct"], cell["std_pct"], cell["n"])
+            if (cell := grid[row].get(c))
+            else None
+            for c in labels
+        }
+        data.append(_row_values(row_keys, row) | cells_of_row)
     schema = {k: pl.String() for k in row_keys} | {c: pl.String() for c in labels}
     return pl.DataFrame(data, schema=schema, orient="row")
+
+
+def pivot_numbers(cell_table: pl.DataFrame, *, method_order: Sequence[str] = ()) -> pl.DataFrame:
+    """The pivot for files: the same rows, and for each 'dataset noise' column three numeric ones,
+    '<column> mean', '<column> std' (in %) and '<column> n', so a CSV or Parquet reads back as numbers."""
+    row_keys, rows, labels, grid = _pivot_grid(cell_table, method_order)
+    data = []
+    for row in rows:
+        values = _row_values(row_keys, row)
+        for c in labels:
+            cell = grid[row].get(c) or {}
+            values |= {
+                f"{c} mean": cell.get("mean_pct"),
+                f"{c} std": cell.get("std_pct"),
+                f"{c} n": cell.get("n", 0),
+            }
+        data.append(values)
+    schema: dict[str, pl.DataType] = {k: pl.String() for k in row_keys}
+    for c in labels:
+        schema |= {f"{c} mean": pl.Float64(), f"{c} std": pl.Float64(), f"{c} n": pl.UInt32()}
+    return pl.DataFrame(data, schema=schema, orient="row")
+
+
+def best_cells(numbers: pl.DataFrame, labels: Sequence[str]) -> frozenset[tuple[int, str]]:
+    """(row, column) of the highest mean in each pivot column (ties: all of them), for bold type."""
+    out = set()
+    for c in labels:
+        means = numbers[f"{c} mean"]
+        top = means.max()
+        if top is not None:
+            out |= {(i, c) for i, m in enumerate(means.to_list()) if m is not None and m == top}
+    return frozenset(out)
 
 
 # ------------------------------------------------------------------------------------------ vs paper
@@ -168,6 +232,7 @@ _VS_SCHEMA: dict[str, pl.DataType] = {
     "method": pl.String(),
     "model": pl.String(),
     "profile": pl.String(),
+    "config": pl.String(),
     "dataset": pl.String(),
     "noise": pl.String(),
     "n": pl.UInt32(),
@@ -215,6 +280,7 @@ def vs_paper(cell_table: pl.DataFrame, published: pl.DataFrame, metric: str = "a
         "model",
         "noise_rate",
         pl.lit(None, pl.String).alias("profile"),
+        pl.lit(None, pl.String).alias("config"),
         pl.lit(None, pl.String).alias("noise"),
         pl.lit(0, pl.UInt32).alias("n"),
         pl.lit(None, pl.Float64).alias("mean_pct"),
@@ -242,12 +308,14 @@ def vs_paper(cell_table: pl.DataFrame, published: pl.DataFrame, metric: str = "a
 # -------------------------------------------------------------------------------------- best configs
 
 
-def _config_text(params_json: str | None, method: str | None, model: str | None) -> str:
+def _config_text(params_json: str | None, method: str | None, model: str | None, config: str | None) -> str:
     """A trial's point in its search space less the seed (and less dataset and noise, which are table
-    columns), as 'path=value' pairs; a run made outside a sweep is described by method and model."""
+    columns), as 'path=value' pairs; a run made outside a sweep is described by method, model and what
+    else differs from the method's defaults (`confdiff`)."""
     params: dict[str, Any] = json.loads(params_json) if params_json else {}
     if not isinstance(params, dict) or not params:
-        params = {"method": method, "model.name": model}
+        plain = f"method={method}, model.name={model}"
+        return f"{plain}, {config}" if config else plain
     shown = {k: v for k, v in sorted(params.items()) if k not in ("seed", "data.dataset", "data.noise")}
     return ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in shown.items())
 
@@ -285,8 +353,9 @@ def best_configs(records: pl.DataFrame, metric: str = "acc") -> pl.DataFrame:
     fallback = metric_column(metric)
     if records.height == 0:
         return pl.DataFrame(schema=_BEST_SCHEMA)
+    records = with_config_columns(records)
     configs = [
-        _config_text(p, m, mo) for p, m, mo in records.select("params_json", "method", "model").iter_rows()
+        _config_text(*row) for row in records.select("params_json", "method", "model", "config").iter_rows()
     ]
     frame = records.with_columns(pl.Series("_config", configs, dtype=pl.String))
     rows: list[dict[str, Any]] = []
@@ -327,7 +396,7 @@ def best_configs(records: pl.DataFrame, metric: str = "acc") -> pl.DataFrame:
 
 # --------------------------------------------------------------------------------------- diagnostics
 
-_GROUP = ["method", "model", "profile", "dataset", "noise_kind", "noise_rate", "noise"]
+_GROUP = ["method", "model", "profile", "config", "dataset", "noise_kind", "noise_rate", "noise"]
 
 
 def _exploded(records: pl.DataFrame, column: str) -> pl.DataFrame | None:
@@ -338,7 +407,7 @@ def _exploded(records: pl.DataFrame, column: str) -> pl.DataFrame | None:
     dtype = records.schema[column]
     if not isinstance(dtype, pl.List) or not isinstance(dtype.inner, pl.Struct):
         return None
-    rows = records.select(*_GROUP, "run_id", column).explode(column).drop_nulls(column)
+    rows = with_config_columns(records).select(*_GROUP, "run_id", column).explode(column).drop_nulls(column)
     return rows.unnest(column) if rows.height else None
 
 
@@ -357,6 +426,7 @@ _SELECTION_SCHEMA: dict[str, pl.DataType] = {
     "method": pl.String(),
     "model": pl.String(),
     "profile": pl.String(),
+    "config": pl.String(),
     "dataset": pl.String(),
     "noise": pl.String(),
     "iteration": pl.Int64(),
@@ -400,6 +470,7 @@ _REFINEMENT_SCHEMA: dict[str, pl.DataType] = {
     "method": pl.String(),
     "model": pl.String(),
     "profile": pl.String(),
+    "config": pl.String(),
     "dataset": pl.String(),
     "noise": pl.String(),
     "iteration": pl.Int64(),
@@ -430,6 +501,7 @@ _TIME_SCHEMA: dict[str, pl.DataType] = {
     "method": pl.String(),
     "model": pl.String(),
     "profile": pl.String(),
+    "config": pl.String(),
     "dataset": pl.String(),
     "noise": pl.String(),
     "n": pl.UInt32(),
@@ -445,6 +517,7 @@ def time_table(records: pl.DataFrame, *, baseline: str = "ce") -> pl.DataFrame:
     noise cells, one more row per method (dataset and noise 'all') gives the median over all of them."""
     if records.height == 0:
         return pl.DataFrame(schema=_TIME_SCHEMA)
+    records = with_config_columns(records)
     cell = ["dataset", "noise_kind", "noise_rate", "noise", "profile"]
     base = (
         records.filter(pl.col("method") == baseline)
@@ -464,7 +537,11 @@ def time_table(records: pl.DataFrame, *, baseline: str = "ce") -> pl.DataFrame:
     )
     out = per_cell.select(list(_TIME_SCHEMA))
     if records.select(cell[:-1]).unique().height > 1:
-        overall = runs.group_by("method", "model", "profile").agg(stats).sort("method", "model", "profile")
+        overall = (
+            runs.group_by("method", "model", "profile", "config")
+            .agg(stats)
+            .sort("method", "model", "profile", "config")
+        )
         overall = overall.with_columns(pl.lit("all").alias("dataset"), pl.lit("all").alias("noise"))
         out = pl.concat([out, overall.select(list(_TIME_SCHEMA))])
     return _conform(out, _TIME_SCHEMA)
@@ -512,10 +589,13 @@ def report_tables(
         method_order = [str(m) for m in study.grid.get("method", ())]
         name = f"{study.name}: "
     what = "accuracy" if column == "test_acc" else "macro-F1"
-    chosen = ["pivot", "best", "diagnostics", "time"] if table == "all" else [table]
+    chosen = ["pivot", "cells", "best", "diagnostics", "time"] if table == "all" else [table]
+    if table == "all" and published is not None:
+        chosen.insert(0, "vs_paper")  # every table: the comparison and the plain pivot both
     out: list[Titled] = []
     for t in chosen:
-        if t == "pivot" and published is not None:
+        comparing = t == "vs_paper" or (t == "pivot" and table != "all")
+        if comparing and published is not None:
             out.append(
                 Titled(
                     "vs_paper",
@@ -525,7 +605,10 @@ def report_tables(
             )
         elif t == "pivot":
             title = f"{name}test {what} % (mean ± std over seeds, n runs)"
-            out.append(Titled("pivot", title, pivot(cell_table, method_order=method_order)))
+            shown = pivot(cell_table, method_order=method_order)
+            numbers = pivot_numbers(cell_table, method_order=method_order)
+            labels = [c for c in shown.columns if c not in numbers.columns]
+            out.append(Titled("pivot", title, shown, data=numbers, bold=best_cells(numbers, labels)))
         elif t == "cells":
             out.append(Titled("cells", f"{name}test {what} % per cell", cell_table))
         elif t == "best":

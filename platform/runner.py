@@ -4,6 +4,8 @@ Layout of a run under the storage folder (default `./runs`):
 
     runs/<name>/config.json      the checked config (written when the run starts)
     runs/<name>/checkpoint_*/    Ray Train checkpoints (state.pt), one per epoch, newest kept
+    runs/<name>/metrics.jsonl    one JSON line per finished epoch, written as the run goes (live.py)
+    runs/<name>/samples.parquet  per training sample: labels, selections, final class probabilities
     runs/<name>/record.parquet   the result record, written atomically when the run ends
 
 Running the same command again resumes an unfinished run from its last checkpoint, and reports a
@@ -32,14 +34,17 @@ from typing import Any
 
 import numpy as np
 
+from noisylab import quiet
 from noisylab.atomic import AlreadyExists, storage_error, write_text, write_with
 from noisylab.config import RunConfig, load_config_json, validate
 from noisylab.errors import Interrupted, UserError
+from noisylab.live import METRICS_FILE
 from noisylab.models import build_model
 from noisylab.names import check_component
 from noisylab.prepare import cache_dir, prepare_data
 from noisylab.results import RECORD_FILE, build_record, now, read_record, write_record
 from noisylab.runtime import CACHED, STATE_FILE, load_payload
+from noisylab.samples import SAMPLES_FILE, sample_table, write_samples
 from noisylab.trainables import get_method, method_names, method_networks
 from noisylab.worker import WorkerSpec, run_local, train_loop
 
@@ -60,6 +65,16 @@ class RunOutcome:
 def default_name(cfg: RunConfig) -> str:
     noise = cfg.data.noise.replace(":", "").replace("/", "_").replace("#", "_")
     return f"{cfg.method}-{cfg.data.dataset}-{noise}-{cfg.profile}-s{cfg.seed}-{cfg.fingerprint()[:6]}"
+
+
+def describe_data(bundle: Any) -> str:
+    """One line: what the run trains on, at which image size (folders may have been resized)."""
+    _, c, h, w = bundle.train_images.shape
+    where = f" from {bundle.source.root} (fingerprint {bundle.source.fingerprint})" if bundle.source else ""
+    return (
+        f"data {bundle.dataset}{where}: {len(bundle.clean_labels)} training images of {h}×{w} px, "
+        f"{c} channel{'s' if c > 1 else ''}"
+    )
 
 
 def check_run_dir(directory: Path, cfg: RunConfig) -> bool:
@@ -183,6 +198,7 @@ def execute(
     gpus_per_worker: float = 1.0,
     epoch_lines: bool = True,
     train_callbacks: list[Any] | None = None,
+    loggers: tuple[str, ...] = (),
     pretrain_cache: bool = True,
 ) -> RunOutcome:
     """Run `cfg` to the end (or resume it) and return its record. UserError for anything fixable.
@@ -244,6 +260,7 @@ def execute(
             epoch_lines=epoch_lines,
             train_callbacks=train_callbacks,
             pretrain_cache=pretrain_cache,
+            loggers=loggers,
         )
 
 
@@ -267,11 +284,14 @@ def _train(
     epoch_lines: bool,
     train_callbacks: list[Any] | None,
     pretrain_cache: bool,
+    loggers: tuple[str, ...],
 ) -> RunOutcome:
     """Fit (or resume) the claimed run, then write its labels and, last, its record."""
     record_path = directory / RECORD_FILE
     if on_start is not None:
-        on_start(f"{'resuming' if resumed else 'starting'} run '{name}' in {directory}")
+        on_start(
+            f"{'resuming' if resumed else 'starting'} run '{name}' in {directory}\n{describe_data(bundle)}"
+        )
     started, t0 = now(), time.perf_counter()
     spec = WorkerSpec(
         cfg=cfg,
@@ -280,6 +300,8 @@ def _train(
         fail_at_step=fail_at_step,
         progress=progress,
         epoch_lines=epoch_lines,
+        metrics_path=str(directory / METRICS_FILE),
+        loggers=loggers,
         pretrain_cache=str(cache_dir() / "pretrain") if pretrain_cache else None,
     )
     try:
@@ -314,6 +336,18 @@ def _train(
         params=params,
     )
     _save_labels(directory / LABELS_FILE, labels)
+    if result.get("probs") is not None:
+        write_samples(
+            sample_table(
+                given=bundle.noisy_labels,
+                final=labels if labels is not None else bundle.noisy_labels,
+                clean=bundle.clean_labels,
+                probs=result["probs"],
+                tracked=result.get("tracked"),
+                dataset_index=bundle.train_index,
+            ),
+            directory / SAMPLES_FILE,
+        )
     write_record(record, record_path)  # last: its presence means the run is complete
     return RunOutcome(name, directory, record, resumed=resumed, already_done=False)
 
@@ -375,6 +409,8 @@ def init_ray(address: str | None) -> None:
     # Train's controller collects each epoch's report on this poll; its 2 s default would stall short
     # epochs (the report queue holds one entry). Must be set before Ray starts its processes.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
+    if address is None:  # a cluster of our own: its known-harmless notices are noise (see quiet.py)
+        quiet.install()
     try:
         ray.init(
             # No address: a cluster of our own. Ray's own discovery (address None) looks for clusters
@@ -390,6 +426,8 @@ def init_ray(address: str | None) -> None:
         raise UserError(
             f"cannot reach a Ray cluster at {address}: {e}; check the address (ray status)"
         ) from None
+    if address is None and (logs := quiet.ray_logs_dir()):
+        logging.getLogger("noisylab").warning("Ray's full logs: %s", logs)
 
 
 def check_reachable(address: str, *, timeout_s: float = 5.0) -> None:

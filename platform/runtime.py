@@ -379,14 +379,19 @@ def describe(metrics: dict[str, Any]) -> str:
     if "stage" in metrics:
         parts.append(
             f"stage {metrics['stage']}: selected {metrics['selected_size']:.0f} "
-            f"(labels right {100 * metrics['selected_precision']:.1f} %)"
+            f"(labels right {percent(metrics['selected_precision'])})"
         )
     if "consensus_size" in metrics:
         parts.append(
             f"consensus {metrics['consensus_size']:.0f} (labels right "
-            f"{100 * metrics['consensus_label_precision']:.1f} %), "
-            f"label acc {100 * metrics['label_acc']:.1f} %"
+            f"{percent(metrics['consensus_label_precision'])}), "
+            f"label acc {percent(metrics['label_acc'])}"
         )
     if "test_acc" in metrics:
         parts.append(f"test acc {100 * metrics['test_acc']:.2f} %  F1 {100 * metrics['test_f1']:.2f} %")
     return "  ".join(parts)
+
+
+def percent(x: float | None) -> str:
+    """'12.3 %', or '-' for a share of nothing (an empty selection has no precision), as the summary."""
+    return "-" if x is None or math.isnan(x) else f"{100 * x:.1f} %"

@@ -39,6 +39,8 @@ OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
     "model": pl.String(),
     "wall_seconds": pl.Float64(),
     "test_f1": pl.Float64(),
+    "data_root": pl.String(),
+    "data_fingerprint": pl.String(),
 }
 PATH_COLUMN = "record_path"  # added by the reader: where each row came from
 

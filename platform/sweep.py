@@ -40,6 +40,7 @@ from noisylab.names import check_component
 from noisylab.profiles import make_config
 from noisylab.runner import default_name, execute, init_ray
 from noisylab.sweeps import Choice, LogUniform, Study, SweepProfile, Uniform
+from noisylab.trackers import MLRUNS, ray_callbacks
 from noisylab.trainables import method_names
 
 STUDY_FILE = "study.json"
@@ -91,10 +92,15 @@ def plan(study: Study, profile: str, user_overrides: dict[str, Any]) -> list[Run
         ends = domain.values if isinstance(domain, Choice) else (domain.low, domain.high)
         probes += [{path: v} for v in ends]
     configs = []
-    for point in study.grid_points(profile):
-        configs.append(trial_config(ctx, point, {}))
-        for probe in probes[1:]:
-            trial_config(ctx, point, probe)
+    for number, point in enumerate(study.grid_points(profile), start=1):
+        for probe in probes:
+            try:
+                cfg = trial_config(ctx, point, probe)
+            except UserError as e:  # name the trial (and the search value) the bad value came from
+                where = ", ".join(f"{k}={v}" for k, v in (point | probe).items())
+                raise UserError(f"trial {number} ({where}): {e}") from None
+            if not probe:
+                configs.append(cfg)
     return configs
 
 
@@ -241,6 +247,7 @@ def run_sweep(
     address: str | None = None,
     autoscaling: bool = False,
     write: Callable[[str], None] = print,
+    loggers: tuple[str, ...] = (),
 ) -> SweepOutcome:
     """Run (or resume) every trial of `study`; returns where the records are and what failed."""
     from ray import tune
@@ -272,7 +279,7 @@ def run_sweep(
         name=study.name,
         storage_path=str(storage),
         verbose=0,  # our progress callback says what happened, one line per event
-        callbacks=[SweepProgress(total)],
+        callbacks=[SweepProgress(total), *ray_callbacks(loggers, directory / MLRUNS, experiment=study.name)],
         failure_config=tune.FailureConfig(max_failures=1),
     )
     # Never `Tuner.restore` (see the module docstring): the same trials again, each resuming from its

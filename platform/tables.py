@@ -1,7 +1,9 @@
 """Report tables out: a terminal table (rich), CSV, Parquet, Markdown or LaTeX.
 
-Numbers stay numbers in CSV and Parquet (read back, they equal the table); the text formats show
-floats with two decimals and empty cells as '-'. Files are written atomically (`noisylab.atomic`).
+Numbers stay numbers in CSV and Parquet (read back, they equal the table's `data`: the pivot's
+"mean ± std (n=…)" text cells are written as numeric mean, std and n columns); the text formats show
+floats with two decimals and empty cells as '-'. LaTeX is in the booktabs style (`\\usepackage{booktabs}`),
+with the best cell of each pivot column in bold. Files are written atomically (`noisylab.atomic`).
 Several tables go to one Markdown or LaTeX file, one after the other under their titles; for CSV
 and Parquet each gets its own file, `<stem>.<table>.<ext>`.
 """
@@ -28,7 +30,13 @@ EMPTY = "-"
 class Titled:
     name: str  # short, for file names: pivot, best, selection, ...
     title: str
-    frame: pl.DataFrame
+    frame: pl.DataFrame  # what is shown (terminal, Markdown, LaTeX)
+    data: pl.DataFrame | None = None  # what CSV/Parquet hold when it differs from `frame`: numbers only
+    bold: frozenset[tuple[int, str]] = frozenset()  # (row, column) cells set in bold in LaTeX
+
+    @property
+    def export(self) -> pl.DataFrame:
+        return self.frame if self.data is None else self.data
 
 
 def cell_text(value: object) -> str:
@@ -80,18 +88,23 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
-def to_latex(frame: pl.DataFrame, title: str = "") -> str:
-    """A `table` float holding a `tabular` (only `\\hline`, so no extra LaTeX package is needed)."""
+def to_latex(frame: pl.DataFrame, title: str = "", bold: frozenset[tuple[int, str]] = frozenset()) -> str:
+    """A `table` float holding a booktabs `tabular` (`\\toprule`, `\\midrule`, `\\bottomrule`: the
+    document needs `\\usepackage{booktabs}`); the cells in `bold` (row, column) are set in bold."""
     spec = "".join("r" if _numeric(t) else "l" for t in frame.dtypes)
     lines = [r"\begin{table}[ht]", r"\centering"]
     if title:
         lines.append(rf"\caption{{{latex_escape(title)}}}")
-    lines += [rf"\begin{{tabular}}{{{spec}}}", r"\hline"]
+    lines += [rf"\begin{{tabular}}{{{spec}}}", r"\toprule"]
     lines.append(" & ".join(latex_escape(c) for c in frame.columns) + r" \\")
-    lines.append(r"\hline")
-    for row in frame.iter_rows():
-        lines.append(" & ".join(latex_escape(cell_text(v)) for v in row) + r" \\")
-    lines += [r"\hline", r"\end{tabular}", r"\end{table}"]
+    lines.append(r"\midrule")
+    for i, row in enumerate(frame.iter_rows()):
+        texts = [latex_escape(cell_text(v)) for v in row]
+        texts = [
+            rf"\textbf{{{t}}}" if (i, c) in bold else t for t, c in zip(texts, frame.columns, strict=True)
+        ]
+        lines.append(" & ".join(texts) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
@@ -100,11 +113,11 @@ def render_text(tables: Sequence[Titled], fmt: str) -> str:
     if fmt == "csv":
         if len(tables) != 1:
             raise UserError("CSV on the terminal holds one table: choose one --table, or give --output FILE")
-        return tables[0].frame.write_csv()
+        return tables[0].export.write_csv()
     if fmt == "markdown":
         return "\n".join(f"### {t.title}\n\n{to_markdown(t.frame)}" for t in tables)
     if fmt == "latex":
-        return "\n".join(to_latex(t.frame, t.title) for t in tables)
+        return "\n".join(to_latex(t.frame, t.title, t.bold) for t in tables)
     raise UserError(f"--format {fmt} cannot be shown on the terminal: give --output FILE")
 
 
@@ -150,9 +163,9 @@ def write_tables(tables: Sequence[Titled], fmt: str, output: Path) -> list[Path]
     for t in tables:
         path = output if len(tables) == 1 else output.with_name(f"{output.stem}.{t.name}{output.suffix}")
         if fmt == "csv":
-            _atomic(path, t.frame.write_csv)
+            _atomic(path, t.export.write_csv)
         else:
-            _atomic(path, t.frame.write_parquet)
+            _atomic(path, t.export.write_parquet)
         written.append(path)
     return written
 

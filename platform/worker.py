@@ -21,6 +21,7 @@ from noisylab.config import RunConfig
 from noisylab.data.augment import Augmenter
 from noisylab.engine import Bar, ProgressFactory, World, no_progress
 from noisylab.errors import UserError
+from noisylab.live import metrics_writer
 from noisylab.models import build_model
 from noisylab.prepare import DataBundle
 from noisylab.runtime import (
@@ -33,6 +34,7 @@ from noisylab.runtime import (
     pretrain_cache_key,
     run_schedule,
 )
+from noisylab.trackers import RunTrackers, combine
 from noisylab.trainables import get_method, method_networks
 
 
@@ -44,6 +46,8 @@ class WorkerSpec:
     fail_at_step: int | None = None  # tests: crash once before this step of a fresh run
     progress: bool = True
     epoch_lines: bool = True  # one log line per epoch on rank 0 (sweeps turn it off: many trials at once)
+    metrics_path: str | None = None  # rank 0 appends each epoch's metrics here (live.METRICS_FILE)
+    loggers: tuple[str, ...] = ()  # experiment trackers rank 0 feeds every epoch (trackers.LOGGERS)
     pretrain_cache: str | None = None  # folder of shared pre-trainings (runtime.PretrainCache); None: off
 
 
@@ -97,10 +101,25 @@ def pretrain_cache(spec: WorkerSpec, world: World) -> PretrainCache | None:
     return PretrainCache(Path(spec.pretrain_cache), key) if key is not None else None
 
 
-def outcome(state: TrainState) -> dict[str, Any]:
-    """What rank 0 hands back to the driver: every step's metrics and the final training labels."""
+def outcome(state: TrainState, ctx: Context) -> dict[str, Any]:
+    """What rank 0 hands back to the driver: every step's metrics, the final training labels, and the
+    per-sample data of `samples.parquet`. Every rank must call it (the final scan all-gathers)."""
+    from noisylab.samples import TRACKED, final_probabilities
+
     labels = state.labels.numpy() if state.labels is not None else None
-    return {"history": state.history, "labels": labels}
+    probs = final_probabilities(ctx)
+    # numpy, not tensors: Ray Train refuses to return tensors from the training function
+    tracked = {k: v.numpy() for k, v in state.extra.items() if k in TRACKED}
+    return {"history": state.history, "labels": labels, "probs": probs, "tracked": tracked}
+
+
+def _on_step(spec: WorkerSpec, world: World) -> tuple[Callable[[int, Any, dict[str, Any]], None] | None, Any]:
+    """Rank 0's per-epoch writers (metrics.jsonl, trackers), and the trackers to close at the end."""
+    if spec.metrics_path is None or not world.is_main:
+        return None, None
+    path = Path(spec.metrics_path)
+    trackers = RunTrackers(spec.loggers, path.parent, spec.cfg.to_dict()) if spec.loggers else None
+    return combine(metrics_writer(path), trackers), trackers
 
 
 def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
@@ -108,15 +127,19 @@ def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
     bundle: DataBundle = spec.data
     ctx = build_context(spec, bundle, World(), in_ray=False)
     reporter: Reporter = LocalReporter(directory)
+    on_step, trackers = _on_step(spec, ctx.world)
     state = run_schedule(
         get_method(spec.cfg.method),
         ctx,
         reporter,
         fingerprint=spec.fingerprint,
         fail_at_step=spec.fail_at_step,
+        on_step=on_step,
         pretrain_cache=pretrain_cache(spec, ctx.world),
     )
-    return outcome(state)
+    if trackers is not None:
+        trackers.close()
+    return outcome(state, ctx)
 
 
 def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
@@ -139,6 +162,7 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         ctx.model = ray.train.torch.prepare_model(
             ctx.net, parallel_strategy_kwargs={"find_unused_parameters": True}
         )
+    on_step, trackers = _on_step(spec, world)
     try:
         state = run_schedule(
             get_method(spec.cfg.method),
@@ -146,13 +170,18 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
             RayReporter(world),
             fingerprint=spec.fingerprint,
             fail_at_step=spec.fail_at_step,
+            on_step=on_step,
             pretrain_cache=pretrain_cache(spec, world),
         )
     except UserError as e:
         # Every rank sees the same all-reduced loss, so all stop here together; the driver turns the
         # message back into a UserError (a raised one would reach it as a worker-group traceback).
         return {"error": str(e)} if world.is_main else None
-    return outcome(state) if world.is_main else None
+    finally:
+        if trackers is not None:
+            trackers.close()
+    result = outcome(state, ctx)
+    return result if world.is_main else None
 
 
 def _quiet_train_reports() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from noisylab.noise import NoiseSpec
+from noisylab.profiles import make_config
 from noisylab.results import RECORD_FILE, SCHEMA_VERSION, write_record
 
 
@@ -26,9 +27,19 @@ def make_record(
     wall_seconds: float = 100.0,
     stages: list[dict[str, Any]] | None = None,
     iterations: list[dict[str, Any]] | None = None,
+    config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One record; the pipeline's `stages`/`iterations` default to empty (a baseline run)."""
+    """One record; the pipeline's `stages`/`iterations` default to empty (a baseline run). Its saved
+    config is the profile's, with the method, seed, trial parameters and `config` overrides applied."""
     spec = NoiseSpec.parse(noise)
+    settings = {
+        "method": method,
+        "seed": seed,
+        "model.name": model,
+        "data.dataset": dataset,
+        "data.noise": noise,
+    }
+    cfg = make_config(profile, settings | (params or {}) | (config or {}))
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": uuid.uuid4().hex,
@@ -51,7 +62,7 @@ def make_record(
         "num_classes": 10,
         "git_rev": "abc123",
         "fingerprint": "f" * 16,
-        "config_json": "{}",
+        "config_json": cfg.to_json(),
         "started_at": "2025-01-01T00:00:00+00:00",
         "wall_seconds": wall_seconds,
         "test_acc": test_acc,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from noisylab.cli import app
+from noisylab.config import RunConfig
 
 runner = CliRunner()
 TOO_MANY = (os.cpu_count() or 1) + 1
@@ -78,3 +81,102 @@ def test_console_script_is_installed() -> None:
     assert exe is not None
     done = subprocess.run([exe, "run", "--noise", "idn:2"], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.strip().startswith("error: ")
+
+
+def test_live_metrics_config_repeat_and_progress(digits_npz: Path, tmp_path: Path) -> None:
+    from noisylab.live import read_metrics
+    from noisylab.runtime import CACHED
+
+    args = [*digits_args(digits_npz, tmp_path / "a"), "--set", "refine.threshold=0.5", "--dataset-name", "dg"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "16×16 px" in result.stderr  # the image size the run uses
+    (run_dir,) = (tmp_path / "a").iterdir()
+    steps = read_metrics(run_dir / "metrics.jsonl")
+    history = json.loads(__import__("polars").read_parquet(run_dir / "record.parquet")["history_json"][0])
+    # every epoch trained here (pre-training epochs reused from the cache were not trained, not logged)
+    trained = [h["step"] for h in history if not h.get(CACHED)]
+    assert [s["step"] for s in steps] == trained and trained[-1] == len(history) - 1
+    assert steps[-1]["test_acc"] == pytest.approx(history[-1]["test_acc"])
+    shown = runner.invoke(app, ["show", str(run_dir)])
+    assert "refine.threshold" in shown.stdout and "data.name" in shown.stdout
+
+    # The saved config repeats the run exactly (same fingerprint); an option given varies it.
+    saved = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    again = runner.invoke(
+        app, ["run", "--config", str(run_dir / "config.json"), "--storage", str(tmp_path / "a")]
+    )
+    assert again.exit_code == 0 and "already finished" in again.stderr
+    varied = runner.invoke(
+        app,
+        ["run", "--config", str(run_dir), "--seed", "1", "--storage", str(tmp_path / "b"), "--no-progress"],
+    )
+    assert varied.exit_code == 0, varied.output
+    (other,) = (tmp_path / "b").iterdir()
+    cfg = RunConfig.from_dict(json.loads((other / "config.json").read_text()))
+    assert cfg.seed == 1 and cfg.refine.threshold == 0.5 and cfg.data.name == "dg"
+    assert cfg.to_dict() | {"seed": 0} == saved.to_dict()
+
+    # An unfinished run: its progress so far.
+    (other / "record.parquet").unlink()
+    lines = (other / "metrics.jsonl").read_text().splitlines()
+    (other / "metrics.jsonl").write_text("\n".join(lines[:2]) + '\n{"half')
+    progress = runner.invoke(app, ["show", str(other)])
+    assert (
+        progress.exit_code == 0 and "not finished" in progress.stdout and "2 epochs logged" in progress.stdout
+    )
+
+
+def test_overrides_file_in_toml(digits_npz: Path, tmp_path: Path) -> None:
+    from noisylab.configfile import load_config, read_overrides
+
+    path = tmp_path / "vary.toml"
+    path.write_text('method = "ce"\n[refine]\nthreshold = 0.25\n[data]\n"crop_padding" = 1\n')
+    assert read_overrides(path) == {"method": "ce", "refine.threshold": 0.25, "data.crop_padding": 1}
+    cfg = load_config(path, profile="tiny", data__root=str(digits_npz), data__dataset="npz")
+    assert (cfg.method, cfg.refine.threshold, cfg.data.crop_padding, cfg.profile) == ("ce", 0.25, 1, "tiny")
+
+
+def test_fields_have_types_and_descriptions() -> None:
+    from noisylab.config import field_paths
+    from noisylab.fielddocs import describe_fields
+
+    described = describe_fields()
+    assert set(described) == set(field_paths())
+    missing = [path for path, (_, text) in described.items() if not text]
+    assert not missing, f"fields without a comment in config.py: {missing}"
+    assert (
+        "threshold" in described["refine.threshold"][1].lower() or "1.0" in described["refine.threshold"][1]
+    )
+    result = runner.invoke(app, ["fields"], env={"COLUMNS": "250"})
+    assert "float or None" in result.stdout and "NoneType" not in result.stdout
+
+
+def test_help_shows_examples_and_every_profile() -> None:
+    from noisylab.profiles import PROFILES
+
+    for command in ("run", "sweep", "report", "plot", "show", "labels", "fields"):
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0 and "noisylab " + command in result.stdout, command
+    run_help = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).stdout
+    assert all(name in run_help for name in PROFILES)
+
+
+def test_tensorboard_logger_writes_every_epoch(digits_npz: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, [*digits_args(digits_npz, tmp_path), "--logger", "tensorboard"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = tmp_path.iterdir()
+    (events,) = run_dir.glob("events.out.tfevents.*")
+    data = events.read_bytes()
+    assert b"ray/tune/train_loss" in data and b"ray/tune/test_acc" in data
+
+
+def test_a_logger_without_its_package_is_one_line(
+    digits_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if the mlflow extra were not installed
+    result = runner.invoke(app, [*digits_args(digits_npz, tmp_path), "--logger", "mlflow"])
+    assert result.exit_code == 2 and "pip install -e '.[mlflow]'" in result.stderr
+    result = runner.invoke(app, [*digits_args(digits_npz, tmp_path), "--logger", "wandb"])
+    assert result.exit_code == 2 and "unknown --logger 'wandb'" in result.stderr
+    assert not list(tmp_path.iterdir())  # refused before anything was written

@@ -106,3 +106,37 @@ def test_ce_baseline_gets_the_supervised_budget(digits_npz: Path, tmp_path: Path
     assert len(history) == 6 + 3 + 3  # warm-up + refinement epochs
     assert {h["phase"] for h in history} == {"train"}
     assert r["test_acc"] > 0.3 and r["stages"] == [] and r["iterations"] == []
+
+
+def test_samples_of_a_run_and_their_export(digits_npz: Path, tmp_path: Path) -> None:
+    """The run keeps one row per training sample; `noisylab labels` exports it in cleanlab's layout."""
+    import numpy as np
+    import polars as pl
+    from typer.testing import CliRunner
+
+    from noisylab.cli import app
+    from noisylab.runner import LABELS_FILE, execute
+
+    cfg = digits_config(digits_npz, **{"refine.threshold": 1.5})
+    outcome = execute(cfg, storage=tmp_path / "runs", progress=False, use_ray=False)
+    samples = pl.read_parquet(outcome.directory / "samples.parquet")
+    n = outcome.record["num_train"]
+    probs = np.asarray(samples["pred_probs"].to_numpy())
+    assert probs.shape == (n, outcome.record["num_classes"])
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    assert samples["final_label"].to_list() == np.load(outcome.directory / LABELS_FILE).tolist()
+    changed = samples.filter(pl.col("relabelled"))
+    assert (changed["relabelled_iteration"] >= 1).all()  # a changed label says when it changed
+    assert not samples.filter(pl.col("relabelled_iteration") == -1)["relabelled"].any()
+    stages = len(outcome.record["stages"])
+    times = samples["times_selected"].to_numpy()
+    assert times.max() <= stages and times.sum() == sum(s["selected_size"] for s in outcome.record["stages"])
+    assert samples["last_score"].is_not_nan().all()
+    kept = samples["dataset_index"].to_numpy()  # the class-balanced subset of the 1,400 training digits
+    assert len(set(kept)) == n and kept.max() < 1400 and (np.diff(kept) > 0).all()
+
+    out = tmp_path / "suspects.parquet"
+    result = CliRunner().invoke(app, ["labels", str(outcome.directory), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(np.load(tmp_path / "suspects.pred_probs.npy"), probs)
+    assert pl.read_parquet(out)["given_label"].to_list() == samples["given_label"].to_list()

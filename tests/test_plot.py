@@ -74,3 +74,50 @@ def test_plot_refuses_a_file_as_folder(tmp_path: Path) -> None:
         app, ["plot", str(tmp_path / "runs"), "--out", str(tmp_path / "f"), "--study", "nope"]
     )
     assert result.exit_code == 2 and "no records of study 'nope'" in result.stderr
+
+
+def test_a_stage_that_selected_nothing_is_a_gap_not_a_crash(tmp_path: Path) -> None:
+    empty = stage(1, 2, 0.0, recall=0.0, size=0.0) | {"selected_precision": None}
+    record = make_record(
+        stages=[stage(1, 1, 0.9), empty, stage(2, 1, 0.95)],
+        iterations=[iteration(1, 0.9, 0.75), iteration(2, 0.93, 0.8)],
+    )
+    written = plot_records(pl.DataFrame([record, record | {"run_id": "other", "seed": 1}]), tmp_path)
+    assert sorted(p.name for p in written) == ["accuracy-cifar10.png", "selection-cifar10.png"]
+
+
+def test_pdf_and_svg_with_runs_counted_in_the_legend(tmp_path: Path) -> None:
+    records = pl.DataFrame(_records())
+    (pdf,) = [
+        p for p in plot_records(records, tmp_path / "pdf", fmt="pdf") if p.name.startswith("accuracy-c")
+    ]
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    svgs = plot_records(records, tmp_path / "svg", fmt="svg")
+    text = next(p for p in svgs if p.name == "accuracy-cifar10.svg").read_text()
+    assert "<svg" in text and "n=2" in text and "instance-dependent" in text
+
+
+def test_configurations_are_separate_lines(tmp_path: Path) -> None:
+    from noisylab.plots import accuracy_figure
+    from noisylab.report import cells
+
+    records = [make_record(seed=s, test_acc=0.5) for s in (0, 1)]
+    records.append(make_record(seed=0, test_acc=0.9, config={"refine.threshold": 0.5}))
+    fig = accuracy_figure(cells(pl.DataFrame(records)), "cifar10", "acc")
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert labels == ["paper / defaults (n=2)", "paper / refine.threshold=0.5 (n=1)"]
+
+
+def test_epoch_line_says_dash_for_an_empty_selection() -> None:
+    from noisylab.runtime import describe
+
+    line = describe(
+        {
+            "train_loss": 1.0,
+            "images_per_s": 10.0,
+            "stage": 1,
+            "selected_size": 0,
+            "selected_precision": float("nan"),
+        }
+    )
+    assert "selected 0 (labels right -)" in line and "nan" not in line

@@ -391,7 +391,11 @@ def test_measured_cells_fill_the_planned_grid(tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", str(tmp_path), "--study", "fmnist_cpu", "--format", "csv"])
     assert result.exit_code == 0, result.output
     table = pl.read_csv(result.stdout.encode())
-    assert table.rows() == [("paper", None), ("ce", "65.00 ± 7.07 (n=2)")]
+    # numbers, not text: mean, std and n of the one column
+    assert table.rows() == [
+        ("paper", None, None, 0),
+        ("ce", pytest.approx(65.0), pytest.approx(7.0711, abs=1e-3), 2),
+    ]
     # Records of another study only: the planned grid, and a note saying so.
     result = runner.invoke(
         app, ["report", str(tmp_path / "other"), "--study", "fmnist_cpu", "--format", "csv"]
@@ -415,16 +419,38 @@ def _all_tables() -> list[Titled]:
 
 def test_csv_and_parquet_round_trip(tmp_path: Path) -> None:
     tables = _all_tables()
-    assert [t.name for t in tables] == ["vs_paper", "best", "selection", "refinement", "time"]
+    assert [t.name for t in tables] == [
+        "vs_paper",
+        "pivot",
+        "cells",
+        "best",
+        "selection",
+        "refinement",
+        "time",
+    ]
     for fmt in ("csv", "parquet"):
         written = write_tables(tables, fmt, tmp_path / f"report.{fmt}")
         assert [p.name for p in written] == [f"report.{t.name}.{fmt}" for t in tables]
         for t, path in zip(tables, written, strict=True):
-            back = pl.read_csv(path, schema=t.frame.schema) if fmt == "csv" else pl.read_parquet(path)
-            assert_frame_equal(back, t.frame)
+            back = pl.read_csv(path, schema=t.export.schema) if fmt == "csv" else pl.read_parquet(path)
+            assert_frame_equal(back, t.export)
     pivot_only = report_tables(frame(grid_records()))
     (path,) = write_tables(pivot_only, "csv", tmp_path / "pivot.csv")
-    assert_frame_equal(pl.read_csv(path, schema=pivot_only[0].frame.schema), pivot_only[0].frame)
+    assert_frame_equal(pl.read_csv(path, schema=pivot_only[0].export.schema), pivot_only[0].export)
+
+
+def test_pivot_files_hold_numbers_not_text(tmp_path: Path) -> None:
+    (table,) = report_tables(frame(grid_records()))
+    for fmt in ("csv", "parquet"):
+        (path,) = write_tables([table], fmt, tmp_path / f"pivot.{fmt}")
+        back = pl.read_csv(path) if fmt == "csv" else pl.read_parquet(path)
+        ce = back.filter(pl.col("method") == "ce").row(0, named=True)
+        assert ce["cifar10 IDN 20% mean"] == pytest.approx(82.0)
+        assert ce["cifar10 IDN 20% std"] == pytest.approx(2.0)
+        assert ce["cifar10 IDN 20% n"] == 3
+        assert back.schema["cifar10 IDN 20% mean"].is_numeric()
+        paper = back.filter(pl.col("method") == "paper").row(0, named=True)
+        assert paper["cifar100 IDN 50% mean"] is None and paper["cifar100 IDN 50% n"] == 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
@@ -432,8 +458,12 @@ def test_markdown_and_latex_hold_the_cells(tmp_path: Path) -> None:
     table = report_tables(frame(grid_records()))[0]
     md = to_markdown(table.frame)
     assert "| method | cifar10 IDN 20% |" in md and "| ce | 82.00 ± 2.00 (n=3) |" in md
-    tex = to_latex(table.frame, table.title)
+    tex = to_latex(table.frame, table.title, table.bold)
     assert r"cifar10 IDN 20\%" in tex and r"82.00 $\pm$ 2.00 (n=3)" in tex and r"\end{tabular}" in tex
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex and r"\hline" not in tex
+    # paper has the best mean in three columns, ce in the one paper did not run
+    assert r"\textbf{92.00 $\pm$ 2.65 (n=3)}" in tex and r"\textbf{82.00 $\pm$ 2.00 (n=3)}" in tex
+    assert tex.count(r"\textbf") == 4
     (written,) = write_tables([table], "markdown", tmp_path / "r.md")
     assert "82.00 ± 2.00 (n=3)" in written.read_text()
 
@@ -448,7 +478,7 @@ def test_cli_output_files_and_terminal(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert pl.read_parquet(tmp_path / "p.parquet")["method"].to_list() == ["ce", "paper"]
     result = runner.invoke(app, ["report", store, "--format", "latex", "--table", "all"])
-    assert result.exit_code == 0 and result.stdout.count(r"\begin{tabular}") == 5
+    assert result.exit_code == 0 and result.stdout.count(r"\begin{tabular}") == 6
     result = runner.invoke(app, ["report", store, "--metric", "f1", "--format", "markdown"])
     assert (
         result.exit_code == 0
@@ -468,3 +498,68 @@ def test_cli_output_files_and_terminal(tmp_path: Path) -> None:
         assert result.exit_code == 2 and result.stderr.startswith("error: ") and message in result.stderr, (
             args
         )
+
+
+# ------------------------------------------------------------------ configurations are never pooled
+
+
+def test_runs_that_differ_in_more_than_the_seed_are_separate_rows() -> None:
+    varied = {"refine.threshold": 0.5, "loss.main": "ce"}
+    records = [
+        make_record(seed=0, test_acc=0.10),
+        make_record(seed=1, test_acc=0.12),
+        make_record(seed=0, test_acc=0.90, config=varied),
+    ]
+    table = pivot(cells(frame(records)))
+    assert table["config"].to_list() == ["defaults", "loss.main=ce, refine.threshold=0.5"]
+    assert table["cifar10 IDN 20%"].to_list() == ["11.00 ± 1.41 (n=2)", "90.00 (n=1)"]
+    best = best_configs(frame(records))
+    assert best["configs"].to_list() == [2]
+    assert best["best"].to_list() == ["method=paper, model.name=resnet18, loss.main=ce, refine.threshold=0.5"]
+
+
+def test_a_variant_is_described_against_its_own_defaults() -> None:
+    records = [make_record(method="paper_focal", seed=s, test_acc=0.5) for s in (0, 1)] + [
+        make_record(method="paper_focal", seed=0, test_acc=0.6, config={"loss.focal_gamma": 1.0})
+    ]
+    table = cells(frame(records)).sort("config")
+    assert table["config"].to_list() == ["", "loss.focal_gamma=1.0"]
+    assert table["n"].to_list() == [2, 1]
+
+
+def test_a_sweep_label_holds_what_varies_within_the_study_not_its_axes_or_shared_settings() -> None:
+    shared = {"data.train_subset": 500}  # a setting of the whole study: not what tells rows apart
+    records = [
+        make_record(
+            method=m,
+            seed=s,
+            study="s",
+            params={"method": m, "data.noise": "idn:0.2", "seed": s, "refine.threshold": t},
+            config=shared,
+        )
+        for m in ("paper", "paper_focal")
+        for t in (0.5, 1.5)
+        for s in (0, 1)
+    ]
+    table = cells(frame(records))
+    assert sorted(set(table["config"].to_list())) == ["refine.threshold=0.5", "refine.threshold=1.5"]
+    assert table["n"].to_list() == [2] * 4
+
+
+def test_same_label_but_different_configs_stay_apart() -> None:
+    # Two sweeps with different study-wide settings: each label is empty, but the configs differ.
+    records = [
+        make_record(seed=s, study=name, params={"seed": s}, config={"data.train_subset": n})
+        for name, n in (("a", 500), ("b", 900))
+        for s in (0, 1)
+    ]
+    table = cells(frame(records))
+    assert table.height == 2 and table["n"].to_list() == [2, 2]
+    assert table["config"].n_unique() == 2
+
+
+def test_in_process_and_one_ray_worker_are_one_configuration() -> None:
+    records = [make_record(seed=0, config={"workers": 0}), make_record(seed=1, config={"workers": 1})]
+    records.append(make_record(seed=0, config={"workers": 2}))  # two ranks split batches: another config
+    table = cells(frame(records)).sort("config")
+    assert table["config"].to_list() == ["", "workers=2"] and table["n"].to_list() == [2, 1]

@@ -96,7 +96,7 @@ def test_cli_dry_run_lists_trials_and_writes_nothing(tmp_path: Path) -> None:
         app, ["sweep", "paper_table2", "--dry-run", "--profile", "gpu", "--storage", str(tmp_path / "s")]
     )
     assert result.exit_code == 0, result.output
-    assert "108 trials" in result.output and "dividemix" in result.output and "cifar100" in result.output
+    assert "144 trials" in result.output and "dividemix" in result.output and "cifar100" in result.output
     assert not (tmp_path / "s").exists()
 
 
@@ -187,8 +187,11 @@ def test_two_trial_sweep_through_tune_then_resume_keeps_every_record_once(
 ) -> None:
     study = tiny_study(digits_npz)
     lines: list[str] = []
-    outcome = run_sweep(study, profile="cpu", storage=tmp_path, write=lines.append)
+    outcome = run_sweep(study, profile="cpu", storage=tmp_path, write=lines.append, loggers=("tensorboard",))
     assert outcome.failed == [] and outcome.finished == 2
+    # Ray's TensorBoard logger callback wrote each trial's epochs into its Tune folder
+    events = list((tmp_path / "tiny").rglob("events.out.tfevents.*"))
+    assert len(events) == 2 and all(b"ray/tune/train_loss" in e.read_bytes() for e in events)
     assert len(outcome.records) == 2
     records = pl.concat([pl.read_parquet(p) for p in outcome.records])
     assert sorted(records["seed"].to_list()) == [0, 1]
@@ -257,3 +260,26 @@ def test_resume_never_unpickles_the_study_folder(
     with pytest.raises(Stop):
         run_sweep(study, profile="cpu", storage=tmp_path, resume=True, write=lambda line: None)
     assert not marker.exists()
+
+
+def test_dry_run_shows_every_axis_and_names_the_trial_of_a_bad_value(
+    tmp_path: Path, digits_npz: Path
+) -> None:
+    def study(thresholds: tuple[float, ...]) -> Path:
+        path = tmp_path / "axes.py"
+        path.write_text(
+            "from noisylab.sweeps import Study, SweepProfile\n"
+            "STUDY = Study(name='axes', description='thresholds',\n"
+            f"    grid={{'method': ('paper',), 'refine.threshold': {thresholds!r}}},\n"
+            f"    profiles={{'cpu': SweepProfile('tiny', {digits_overrides(digits_npz)!r}, seeds=(0,))}})\n"
+        )
+        return path
+
+    ok = runner.invoke(
+        app, ["sweep", str(study((0.5, 1.5))), "--dry-run", "--profile", "cpu"], env={"COLUMNS": "200"}
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "refine.threshold" in ok.output and "1.5" in ok.output
+    bad = runner.invoke(app, ["sweep", str(study((0.5, -1.0))), "--dry-run", "--profile", "cpu"])
+    assert bad.exit_code == 2
+    assert "trial 2 (" in bad.output and "refine.threshold=-1.0" in bad.output, bad.output

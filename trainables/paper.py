@@ -158,6 +158,7 @@ def select_and_relabel(
     if step.stage is not None:
         selected = scores < r.threshold
         state.stage_masks.append(selected)
+        _track_selection(state, selected, scores, step_index=len(state.history))
         q = selection.set_quality(selected, labels, ctx.clean_labels)
         metrics |= {"stage": step.stage} | q.as_metrics("selected")
     if step.ends_phase:
@@ -175,7 +176,23 @@ def select_and_relabel(
         }
         if not same_on_all_ranks(new_labels, ctx.world):
             raise RuntimeError("ranks disagree on the refined labels: the scan's all-gather is broken")
+        changed = new_labels != labels
+        relabelled = state.extra.setdefault("relabelled_iteration", torch.full_like(labels, -1))
+        relabelled[changed] = step.iteration
         state.labels = new_labels
         state.pseudo = state.pseudo | agreed
         state.stage_masks = []
     return metrics
+
+
+def _track_selection(
+    state: TrainState, selected: torch.Tensor, scores: torch.Tensor, *, step_index: int
+) -> None:
+    """Per-sample bookkeeping for `noisylab labels` (samples.TRACKED), kept in the checkpointed state."""
+    n = len(selected)
+    extra = state.extra
+    times = extra.setdefault("times_selected", torch.zeros(n, dtype=torch.int64))
+    last = extra.setdefault("last_selected_step", torch.full((n,), -1, dtype=torch.int64))
+    times += selected.long()
+    last[selected] = step_index
+    extra["last_score"] = scores.double().clone()

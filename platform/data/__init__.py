@@ -14,7 +14,7 @@ from noisylab.data.cifar import load_cifar10, load_cifar100
 from noisylab.data.folders import load_chest_xray, load_image_folder
 from noisylab.data.idx import load_idx_dataset
 from noisylab.data.images import Dataset, ImageSet, check_image_size
-from noisylab.data.npz import load_npz
+from noisylab.data.npz import find_npz, load_npz
 from noisylab.errors import UserError
 
 DATASETS: tuple[str, ...] = (
@@ -59,8 +59,9 @@ _LOADERS: dict[str, _Loader] = {
 def load_dataset(name: str, root: Path | None = None, *, image_size: int | None = None) -> Dataset:
     """Load dataset `name` from `root` (default `DEFAULT_ROOTS[name]`).
 
-    image_size: folder/JSON datasets are always resized to image_size x image_size (224 when None);
-    fixed-size formats (IDX, CIFAR, npz) keep their size when None and are resized when given.
+    image_size: images are resized to image_size x image_size when given. When None, fixed-size formats
+    (IDX, CIFAR, npz) keep their size, and so do class folders whose images all share one square size;
+    other folder/JSON datasets are resized to 224.
     """
     key = name.strip().lower() if isinstance(name, str) else name
     if key not in _LOADERS:
@@ -70,4 +71,11 @@ def load_dataset(name: str, root: Path | None = None, *, image_size: int | None 
     return _LOADERS[key](folder, image_size=image_size)
 
 
-__all__ = ["DATASETS", "DEFAULT_ROOTS", "Dataset", "ImageSet", "load_dataset"]
+def source_path(name: str, root: Path | None = None) -> Path:
+    """The file or folder `load_dataset(name, root)` reads (an `.npz` folder resolves to its one file)."""
+    key = name.strip().lower()
+    folder = DEFAULT_ROOTS[key] if root is None else Path(root).expanduser()
+    return find_npz(folder) if key == "npz" else folder
+
+
+__all__ = ["DATASETS", "DEFAULT_ROOTS", "Dataset", "ImageSet", "load_dataset", "source_path"]

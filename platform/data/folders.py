@@ -9,10 +9,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image, UnidentifiedImageError
+
 from noisylab.data.images import IMAGE_EXTENSIONS, Dataset, ImageSet, labels_tensor, read_images
 from noisylab.errors import UserError
 
-DEFAULT_IMAGE_SIZE = 224
+DEFAULT_IMAGE_SIZE = 224  # for folders of mixed sizes: ImageNet's, what timm's models expect
+
+
+def native_size(paths: list[Path]) -> int | None:
+    """The side of the images when every one is square and of one size, else None. Reads only the
+    headers (PIL opens lazily), so a 32-px set is trained at 32 px, not blown up to 224."""
+    sizes = set()
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                sizes.add(image.size)
+        except (OSError, UnidentifiedImageError):
+            return None  # read_images names the broken file
+        if len(sizes) > 1:
+            return None
+    (w, h), *_ = sizes
+    return w if w == h else None
 
 
 def _visible(path: Path) -> bool:
@@ -59,14 +77,19 @@ def _load_split(
 
 
 def load_class_folders(name: str, root: Path, *, mode: str, image_size: int | None, hint: str) -> Dataset:
-    """root/{train,test}/<class>/* decoded to `mode` ("L" or "RGB") at image_size x image_size.
+    """root/{train,test}/<class>/* decoded to `mode` ("L" or "RGB") at image_size x image_size; when
+    image_size is None, at the images' own size if they all share one square size, else 224.
 
     `hint` is the dataset-specific advice appended to a missing-root error.
     """
     if not root.is_dir():
         raise UserError(f"{name} not found: {root} is not a folder; {hint}")
-    size = DEFAULT_IMAGE_SIZE if image_size is None else image_size
     train, test = class_folders(root / "train"), class_folders(root / "test")
+    if image_size is None:
+        every = [p for split in (train, test) for paths in split.values() for p in paths]
+        size = native_size(every) or DEFAULT_IMAGE_SIZE
+    else:
+        size = image_size
     if set(train) != set(test):
         only_train, only_test = sorted(set(train) - set(test)), sorted(set(test) - set(train))
         raise UserError(

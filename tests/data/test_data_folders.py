@@ -119,3 +119,16 @@ def test_missing_root_and_split(tmp_path: Path) -> None:
     (tmp_path / "train").mkdir()
     with pytest.raises(UserError, match=r"has no class sub-folders"):
         load_dataset("imagefolder", tmp_path)
+
+
+def test_image_folder_keeps_a_shared_native_size(tmp_path: Path) -> None:
+    written = _write_tree(tmp_path, {"cat": 2, "dog": 1}, (32, 32, 3))
+    data = load_dataset("imagefolder", tmp_path)
+    assert data.train.images.shape == (3, 3, 32, 32)
+    assert np.array_equal(data.train.images[0].permute(1, 2, 0).numpy(), written["train/cat"][0])
+
+
+def test_image_folder_of_mixed_sizes_falls_back_to_224(tmp_path: Path) -> None:
+    _write_tree(tmp_path, {"cat": 1, "dog": 1}, (32, 32, 3))
+    _save(tmp_path / "test" / "dog" / "big.png", _pixels(99, (40, 40, 3)))
+    assert load_dataset("imagefolder", tmp_path).train.images.shape[-2:] == (224, 224)

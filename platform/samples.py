@@ -1,0 +1,121 @@
+"""Per-sample outcome of a run: `samples.parquet` in the run folder, and `noisylab labels` exports.
+
+One row per training sample (in the order of the run's training subset): its index there and in the
+dataset's full training split (`dataset_index`: the subset is drawn from it), the label training
+started from (`given_label`), the label it ended with, the clean label (known for synthetic noise; the
+given one for label files), whether and when the pipeline relabelled or selected it, its last selection
+score, and the network's class probabilities at the end of the run (`pred_probs`, N×K, the layout of
+cleanlab's `find_label_issues(labels, pred_probs)`). The probabilities come from one scan over the
+training set without augmentation after the last epoch, the cost of one test evaluation per sample.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from noisylab.atomic import write_with
+from noisylab.engine import scan
+from noisylab.errors import UserError
+from noisylab.evaluation import EVAL_BATCH
+from noisylab.runtime import Context
+
+SAMPLES_FILE = "samples.parquet"
+EXPORT_FORMATS = (".parquet", ".csv", ".npy")
+
+# Per-sample selection bookkeeping a method may keep in `TrainState.extra` (the pipeline does).
+TRACKED = {
+    "times_selected": "how many selection stages picked the sample",
+    "last_selected_step": "0-based schedule step of its last selection (-1: never)",
+    "relabelled_iteration": "refinement iteration that last changed its label (-1: never)",
+    "last_score": "its selection score at the last stage (lower = more likely clean; NaN: never scored)",
+}
+
+
+def final_probabilities(ctx: Context) -> np.ndarray:
+    """Softmax of the final network on every training sample [N, K], identical on every rank."""
+    probs = scan(
+        ctx.net,
+        ctx.train_images,
+        transform=ctx.augmenter.plain,
+        fn=lambda logits, idx: torch.softmax(logits.float(), dim=1),
+        batch_size=EVAL_BATCH,
+        world=ctx.world,
+        progress=ctx.progress,
+        desc="final scan",
+    )
+    return probs.numpy().astype(np.float32)
+
+
+def sample_table(
+    *,
+    given: np.ndarray,
+    final: np.ndarray,
+    clean: np.ndarray,
+    probs: np.ndarray,
+    tracked: dict[str, Any] | None = None,
+    dataset_index: np.ndarray | None = None,
+) -> pl.DataFrame:
+    n = len(given)
+    tracked = tracked or {}
+
+    def column(name: str, fill: float) -> np.ndarray:
+        value = tracked.get(name)
+        if value is None:
+            return np.full(n, fill)
+        return value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+
+    return pl.DataFrame(
+        {
+            "index": np.arange(n, dtype=np.int64),
+            "dataset_index": np.arange(n, dtype=np.int64) if dataset_index is None else dataset_index,
+            "given_label": given.astype(np.int64),
+            "final_label": final.astype(np.int64),
+            "clean_label": clean.astype(np.int64),
+            "relabelled": given != final,
+            "relabelled_iteration": column("relabelled_iteration", -1).astype(np.int64),
+            "times_selected": column("times_selected", 0).astype(np.int64),
+            "last_selected_step": column("last_selected_step", -1).astype(np.int64),
+            "last_score": column("last_score", np.nan).astype(np.float64),
+            "pred_probs": probs.astype(np.float32),  # an Array(Float32, K) column
+        }
+    )
+
+
+def write_samples(table: pl.DataFrame, path: Path) -> None:
+    write_with(path, table.write_parquet)  # atomically: all of it or none of it
+
+
+def read_samples(run_dir: Path) -> pl.DataFrame:
+    path = run_dir / SAMPLES_FILE if run_dir.is_dir() else run_dir
+    if not path.exists():
+        raise UserError(
+            f"no {SAMPLES_FILE} at {path.parent}: the run is unfinished, or was made before runs kept "
+            "per-sample data (run it again under another --name)"
+        )
+    return pl.read_parquet(path)
+
+
+def export_samples(table: pl.DataFrame, output: Path) -> list[Path]:
+    """`.parquet`: the table as is (pred_probs a list column); `.csv`: one column per class (p0, p1, …);
+    `.npy`: the N×K pred_probs array alone. Parquet and CSV also get a `.npy` of pred_probs beside them
+    (`<stem>.pred_probs.npy`), the array cleanlab takes."""
+    suffix = output.suffix.lower()
+    if suffix not in EXPORT_FORMATS:
+        raise UserError(f"--output {output}: name a {', '.join(EXPORT_FORMATS)} file")
+    if not output.parent.exists():
+        raise UserError(f"--output {output}: the folder {output.parent} does not exist")
+    probs = np.asarray(table["pred_probs"].to_numpy(), dtype=np.float32)
+    npy = output if suffix == ".npy" else output.with_name(f"{output.stem}.pred_probs.npy")
+    write_with(npy, lambda f: np.save(f, probs, allow_pickle=False))
+    if suffix == ".parquet":
+        write_samples(table, output)
+    elif suffix == ".csv":
+        classes = {f"p{k}": probs[:, k] for k in range(probs.shape[1])}
+        flat = table.drop("pred_probs").with_columns(**classes)
+        write_with(output, flat.write_csv)
+    return [output] if suffix == ".npy" else [output, npy]
