@@ -247,6 +247,17 @@ class PretrainCache:
     def path(self) -> Path:
         return self.directory / f"pretrain-{self.key}.pt"
 
+    def load(self) -> dict[str, Any] | None:
+        """The stored pre-training, or None when there is none or it is unreadable or another key's: the
+        cache only saves time, so a bad entry is computed again (and replaced), never fatal."""
+        if not self.path.exists():
+            return None
+        try:
+            entry = load_payload(self.path)
+        except UserError:
+            return None
+        return entry if entry.get("fingerprint") == self.key else None
+
 
 CACHED = "pretrain_cached"  # history key: this row was computed by an earlier run and reused
 
@@ -295,8 +306,9 @@ def run_schedule(
     optimizer: torch.optim.Optimizer | None = None
     payload = reporter.restore()
     resumed = payload is not None
-    if payload is None and cache is not None and cache.path.exists():
-        entry = load_payload(cache.path)
+    entry = cache.load() if payload is None and cache is not None else None
+    if entry is not None:
+        assert cache is not None
         method.init_state(ctx, state)
         ctx.net.load_state_dict(entry["model"])
         state.history = [row | {CACHED: True} for row in entry["history"]]
@@ -352,8 +364,8 @@ def run_schedule(
             },
         )
         if cache is not None and index == pretrain_steps - 1 and ctx.world.is_main:
-            entry = {"model": ctx.net.state_dict(), "history": state.history, "rng": rng_state()}
-            save_payload(entry, cache.path)
+            stored = {"model": ctx.net.state_dict(), "history": state.history, "rng": rng_state()}
+            save_payload(stored | {"fingerprint": cache.key}, cache.path)
         if ctx.log is not None:
             ctx.log(prefix + step.label + "  " + describe(metrics))
         if on_step is not None:

@@ -19,8 +19,9 @@ from noisylab.config import validate
 from noisylab.engine import Step, train_epoch
 from noisylab.errors import UserError
 from noisylab.models import TwinNetwork
+from noisylab.prepare import cache_dir
 from noisylab.runner import execute
-from noisylab.runtime import TrainState, make_optimizer, pretrain_cache_key
+from noisylab.runtime import PretrainCache, TrainState, make_optimizer, pretrain_cache_key
 from noisylab.trainables import dividemix, get_method, method_names
 from noisylab.trainables.paper import select_and_relabel
 from noisylab.twins import ensemble_log_probs
@@ -269,6 +270,18 @@ def test_a_reused_pretraining_replays_exactly(digits_npz: Path, tmp_path: Path) 
     assert reused["final_labels_sha256"] == alone["final_labels_sha256"]
     # its wall time still counts the pre-training it reused
     assert reused["wall_seconds"] >= sum(h["seconds"] for h in history[:2])
+
+
+def test_a_damaged_cache_entry_is_computed_again(digits_npz: Path, tmp_path: Path) -> None:
+    cfg = digits_config(digits_npz, **{"data.train_subset": 200, "pretrain.epochs": 1})
+    key = pretrain_cache_key(cfg, networks=1, world_size=1)
+    cache = PretrainCache(cache_dir() / "pretrain", str(key))
+    cache.path.parent.mkdir(parents=True, exist_ok=True)
+    cache.path.write_bytes(b"not a checkpoint")
+    record = execute(cfg, storage=tmp_path, use_ray=False, progress=False).record
+    assert not any(h.get("pretrain_cached") for h in json.loads(record["history_json"]))
+    entry = cache.load()  # replaced by the run's own
+    assert entry is not None and len(entry["history"]) == 1
 
 
 def test_the_cache_key_ignores_labels_and_method_but_not_seed_or_networks(digits_npz: Path) -> None:
