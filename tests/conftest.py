@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,9 @@ import pytest
 
 # Train's controller polls workers for reports; at its 2 s default short test epochs would wait on it.
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+# Caches (noise, pre-training) never in the user's home, even for fixtures that run before the
+# per-test one below (module-scoped ones do).
+os.environ["NOISYLAB_CACHE"] = tempfile.mkdtemp(prefix="noisylab-test-cache-")
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray]:
