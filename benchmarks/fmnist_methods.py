@@ -12,18 +12,14 @@ and label accuracy) next to the share of right labels in the data, plus the wors
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import polars as pl
+from study_records import study_records
 
 from noisylab.report import cells, pivot, time_table
-from noisylab.store import read_records
 from noisylab.tables import to_markdown
 
 STUDY = "fmnist_methods"
@@ -72,29 +68,7 @@ def mechanism_table(records: pl.DataFrame) -> pl.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--storage", default="studies")
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args()
-    directory = Path(args.storage) / STUDY
-    if not args.report_only:
-        cmd = [
-            sys.executable,
-            "-m",
-            "noisylab.cli",
-            "sweep",
-            STUDY,
-            "--profile",
-            "cpu",
-            "--storage",
-            args.storage,
-        ]
-        if (directory / "study.json").exists():
-            cmd.append("--resume")
-        subprocess.run(cmd, check=True)
-    records = read_records([str(directory)])
+    records = study_records(STUDY, __doc__)
     methods = list(dict.fromkeys(records.sort("method")["method"].to_list()))
     print(f"### {STUDY}: test accuracy % (mean ± std over seeds), {len(records)} runs\n")
     print(to_markdown(pivot(cells(records, "acc"), method_order=methods)))

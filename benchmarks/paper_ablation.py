@@ -13,18 +13,14 @@ changed, and the share of right labels in the whole training set.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import polars as pl
+from study_records import study_records
 
 from noisylab.report import cells, pivot, time_table
-from noisylab.store import read_records
 from noisylab.tables import to_markdown
 
 STUDY = "paper_ablation"
@@ -75,18 +71,7 @@ def iteration_table(records: pl.DataFrame) -> pl.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--storage", default="studies")
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args()
-    directory = Path(args.storage) / STUDY
-    if not args.report_only:
-        cmd = [sys.executable, "-m", "noisylab.cli", "sweep", STUDY, "--profile", "cpu", "--local"]
-        cmd += ["--storage", args.storage] + (["--resume"] if (directory / "study.json").exists() else [])
-        subprocess.run(cmd, check=True)
-    records = read_records([str(directory)])
+    records = study_records(STUDY, __doc__, local=True)
     from noisylab.sweeps.paper_ablation import ARMS
 
     order = [m for m in ARMS if m in set(records["method"].to_list())]
