@@ -113,7 +113,7 @@ def accuracy_figure(table: pl.DataFrame, dataset: str, metric: str) -> Figure:
     ax.set_ylabel(f"{name} (%)")
     ax.set_title(f"{dataset}: {name}, mean ± std over seeds")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    _legend_beside(ax)
     fig.tight_layout()
     return fig
 
@@ -158,6 +158,7 @@ def selection_figure(records: pl.DataFrame, dataset: str) -> Figure | None:
     _finish(
         left, "iteration.stage", "selection precision (%)", f"{dataset}: selected samples with a right label"
     )
+    left.set_ylim(0, 100)  # a share: ±1 std over a few seeds must not draw bars below 0 % or above 100 %
     _label_accuracy(right, records, line_keys)
     _finish(
         right,
@@ -202,7 +203,7 @@ def _finish(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
     ax.set_title(title, fontsize="medium")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small")
+        _legend_beside(ax)
 
 
 def _slug(name: str) -> str:
@@ -213,3 +214,8 @@ def _save(fig: Figure, path: Path) -> Path:
     """Atomically (`atomic.write_with`): a half-drawn figure never takes the name."""
     write_with(path, lambda f: fig.savefig(f, format=path.suffix.lstrip(".")))
     return path
+
+
+def _legend_beside(ax: Any) -> None:
+    """The legend right of the axes: with a dozen methods inside it would hide the lines it names."""
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
