@@ -205,8 +205,9 @@ def search_seed(study: str) -> int:
 
 def check_sweep(
     study: Study, profile: str, storage: Path | str, user_overrides: dict[str, Any], *, resume: bool
-) -> tuple[Path, dict[str, Any]]:
-    """Every check a sweep makes before anything starts: (the study's folder, what its study.json holds)."""
+) -> tuple[Path, dict[str, Any], list[RunConfig]]:
+    """Every check a sweep makes before anything starts: (the study's folder, what its study.json holds,
+    the checked config of every grid point)."""
     if "://" in str(storage):
         # Every trial writes its record and resumes from its checkpoints through the file system.
         raise UserError(
@@ -217,14 +218,14 @@ def check_sweep(
     check_component(study.name, "study name")
     if storage.exists() and not storage.is_dir():
         raise UserError(f"--storage {storage} is a file, not a folder: choose a folder for the studies")
-    plan(study, profile, user_overrides)  # every problem with the study is found before anything starts
+    configs = plan(study, profile, user_overrides)  # every problem is found before anything starts
     directory = storage.resolve() / study.name
     # JSON round trip so the comparison with a stored marker sees the same types (tuples → lists).
     wanted = json.loads(
         json.dumps({"study": study.name, "profile": profile, "overrides": user_overrides}, default=list)
     )
     _check_study_dir(directory, wanted, resume=resume)
-    return directory, wanted
+    return directory, wanted, configs
 
 
 def claim_study_dir(directory: Path, wanted: dict[str, Any]) -> Path:
@@ -257,7 +258,7 @@ def run_sweep(
     from noisylab.sweep_progress import SweepProgress, trial_label
 
     user_overrides = user_overrides or {}
-    directory, wanted = check_sweep(study, profile, storage, user_overrides, resume=resume)
+    directory, wanted, _ = check_sweep(study, profile, storage, user_overrides, resume=resume)
     sweep = study.profile(profile)
     storage = directory.parent
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from noisylab.errors import UserError
-from noisylab.sweep import SweepOutcome, check_sweep, claim_study_dir, plan
+from noisylab.sweep import SweepOutcome, check_sweep, claim_study_dir
 from noisylab.sweeps import Study
 
 
@@ -67,7 +67,7 @@ def run_sweep_local(
 ) -> SweepOutcome:
     """Run (or resume) every grid point of `study` in local processes; returns where the records are."""
     user_overrides = user_overrides or {}
-    directory, wanted = check_sweep(study, profile, storage, user_overrides, resume=resume)
+    directory, wanted, configs = check_sweep(study, profile, storage, user_overrides, resume=resume)
     sweep = study.profile(profile)
     if study.search or study.scheduler != "fifo":
         raise UserError(
@@ -80,7 +80,6 @@ def run_sweep_local(
             "run it without --local (through Ray)"
         )
     runs_dir = claim_study_dir(directory, wanted)
-    configs = plan(study, profile, user_overrides)
 
     points = study.grid_points(profile)
     total, jobs = len(points), max(1, sweep.max_concurrent_trials)

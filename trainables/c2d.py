@@ -25,10 +25,10 @@ import torch
 
 from noisylab.config import RunConfig
 from noisylab.engine import Step
-from noisylab.runtime import Context, TrainState, train_one_epoch
-from noisylab.trainables.dividemix import DivideMixMethod, confidence_penalty, divided_epoch, warmup_loss
+from noisylab.runtime import Context, TrainState
+from noisylab.trainables.dividemix import DivideMixMethod
 from noisylab.trainables.paper import pretrain_steps
-from noisylab.twins import evaluate_twin, pretrain_shared_encoder
+from noisylab.twins import pretrain_shared_encoder
 
 
 class C2DMethod(DivideMixMethod):
@@ -37,29 +37,20 @@ class C2DMethod(DivideMixMethod):
     name = "c2d"
 
     def schedule(self, cfg: RunConfig) -> list[Step]:
-        b, warm = cfg.baseline, cfg.c2d.warmup_epochs
-        rest = cfg.baseline_epochs - warm
-        return (
-            pretrain_steps(cfg)
-            + [Step("warmup", e, warm, b.lr, b.weight_decay) for e in range(1, warm + 1)]
-            + [Step("train", e, rest, b.lr, b.weight_decay) for e in range(1, rest + 1)]
-        )
+        return pretrain_steps(cfg) + super().schedule(cfg)  # DivideMix's, after the SimCLR epochs
+
+    def warmup_epochs(self, cfg: RunConfig) -> int:
+        return cfg.c2d.warmup_epochs
 
     def run_step(
         self, step: Step, index: int, ctx: Context, state: TrainState, optimizer: torch.optim.Optimizer
     ) -> dict[str, Any]:
-        assert state.labels is not None
-        cfg = ctx.cfg
         if step.phase == "pretrain":
             return pretrain_shared_encoder(ctx, step, index, optimizer)
-        if step.phase == "warmup":
-            loss_fn = warmup_loss(ctx, state.labels, penalty=confidence_penalty(cfg))
-            metrics = train_one_epoch(ctx, step, index, optimizer, loss_fn, grad_clip=cfg.c2d.grad_clip)
-        else:
-            metrics = divided_epoch(step, index, ctx, state, optimizer, epochs_done=step.epoch - 1)
-        if cfg.eval_every == "epoch" or step.ends_phase:
-            metrics |= evaluate_twin(ctx)
-        return metrics
+        return super().run_step(step, index, ctx, state, optimizer)  # DivideMix, warm-up clipped
+
+    def warmup_grad_clip(self, cfg: RunConfig) -> float:
+        return cfg.c2d.grad_clip
 
 
 def c2d_method() -> C2DMethod:

@@ -234,7 +234,7 @@ class DivideMixMethod:
     networks = 2  # the worker builds a TwinNetwork
 
     def schedule(self, cfg: RunConfig) -> list[Step]:
-        b, total, warm = cfg.baseline, cfg.baseline_epochs, warmup_epochs(cfg)
+        b, total, warm = cfg.baseline, cfg.baseline_epochs, self.warmup_epochs(cfg)
         steps = [Step("warmup", e, warm, b.lr, b.weight_decay) for e in range(1, warm + 1)]
         rest = total - warm
         return steps + [Step("train", e, rest, b.lr, b.weight_decay) for e in range(1, rest + 1)]
@@ -250,12 +250,22 @@ class DivideMixMethod:
         cfg = ctx.cfg
         if step.phase == "warmup":
             loss_fn = warmup_loss(ctx, state.labels, penalty=confidence_penalty(cfg))
-            metrics = train_one_epoch(ctx, step, index, optimizer, loss_fn)
+            metrics = train_one_epoch(
+                ctx, step, index, optimizer, loss_fn, grad_clip=self.warmup_grad_clip(cfg)
+            )
         else:
             metrics = divided_epoch(step, index, ctx, state, optimizer, epochs_done=step.epoch - 1)
         if cfg.eval_every == "epoch" or step.ends_phase:
             metrics |= evaluate_twin(ctx)
         return metrics
+
+    def warmup_epochs(self, cfg: RunConfig) -> int:
+        """Warm-up epochs within `baseline_epochs`: the paper's rule (`warmup_epochs`)."""
+        return warmup_epochs(cfg)
+
+    def warmup_grad_clip(self, cfg: RunConfig) -> float:
+        """Max gradient norm during warm-up: none in DivideMix (C2D clips)."""
+        return 0.0
 
 
 def divided_epoch(
