@@ -20,7 +20,7 @@ from noisylab import batches, losses
 from noisylab.config import ModelConfig
 from noisylab.data import load_dataset
 from noisylab.data.augment import Augmenter
-from noisylab.engine import World, derived_generator, epoch_order, train_epoch
+from noisylab.engine import Step, World, derived_generator, epoch_order, train_epoch
 from noisylab.models import build_network
 from noisylab.prepare import balanced_subset
 from noisylab.profiles import make_config
@@ -84,15 +84,17 @@ def main() -> None:
         num_classes=10,
         augmenter=aug,
     )
-    loss_fn = batches.supervised(ctx, labels=labels, loss=losses.cross_entropy)
+    batch_fn = batches.supervised(ctx, labels=labels, loss=losses.cross_entropy)
+    step = Step("train", 1, 1, 1e-3, 0.0)
 
     bare_epoch(net_a, opt_a, images, labels, aug, args.batch, seed=99)  # warm both up once
     train_epoch(
         net_b,
         opt_b,
         epoch_order(len(labels), World(), seed=0, step=99),
+        step=step,
         batch_size=args.batch,
-        loss_fn=loss_fn,
+        batch_fn=batch_fn,
         generator=derived_generator(0, 99),
     )
     bare, ours = [], []
@@ -102,8 +104,9 @@ def main() -> None:
             net_b,
             opt_b,
             epoch_order(len(labels), World(), seed=0, step=r),
+            step=step,
             batch_size=args.batch,
-            loss_fn=loss_fn,
+            batch_fn=batch_fn,
             generator=derived_generator(0, r),
         )
         ours.append(stats.images_per_second)

@@ -1,4 +1,4 @@
-"""Loss callables that methods hand to `engine.train_epoch`: each turns a batch of sample indices into
+"""Batch functions that methods hand to `engine.train_epoch`: each turns a batch of sample indices into
 a scalar loss, building its inputs from the uint8 images on the device with batched augmentation."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from torch import Tensor
 
 from noisylab import losses
 from noisylab.config import LossConfig, MainLoss
-from noisylab.engine import LossFn
+from noisylab.engine import BatchFn, BatchOut, BatchPlace
 from noisylab.runtime import Context
 
 PerSampleLoss = Callable[[Tensor, Tensor], Tensor]
@@ -30,32 +30,32 @@ def main_loss(kind: MainLoss, cfg: LossConfig) -> PerSampleLoss:
 
 def supervised(
     ctx: Context, *, labels: Tensor, loss: PerSampleLoss, pseudo: Tensor | None = None, copies: int = 0
-) -> LossFn:
+) -> BatchFn:
     """Weakly augmented batch against `labels`; each sample flagged in `pseudo` [N] also enters the
     batch as `copies` further augmented versions with the same label (the report's augmentation)."""
     device = ctx.train_images.device
 
-    def fn(idx: Tensor, gen: torch.Generator) -> tuple[Tensor, int]:
+    def fn(idx: Tensor, gen: torch.Generator, at: BatchPlace) -> BatchOut:
         if pseudo is not None and copies > 0:
             extra = idx[pseudo[idx]].repeat(copies)  # (copies·P,) pseudo-labelled samples, repeated
             idx = torch.cat([idx, extra])
         x = ctx.augmenter.weak(ctx.train_images[idx.to(device)], gen)  # (B', C, H, W) float
         y = labels[idx].to(device)
-        return loss(ctx.model(x), y).mean(), len(idx)
+        return BatchOut(loss(ctx.model(x), y).mean(), len(idx))
 
     return fn
 
 
-def simclr(ctx: Context, *, temperature: float, member: int | None = None) -> LossFn:
+def simclr(ctx: Context, *, temperature: float, member: int | None = None) -> BatchFn:
     """Two SimCLR views of each image through one forward call (one DDP forward per step), NT-Xent.
     `member`: pre-train only that member of a `TwinNetwork` (the encoder both networks start from)."""
     device = ctx.train_images.device
     options: dict[str, Any] = {"project": True} | ({"member": member} if member is not None else {})
 
-    def fn(idx: Tensor, gen: torch.Generator) -> tuple[Tensor, int]:
+    def fn(idx: Tensor, gen: torch.Generator, at: BatchPlace) -> BatchOut:
         images = ctx.train_images[idx.to(device)]
         views = torch.cat([ctx.augmenter.simclr(images, gen), ctx.augmenter.simclr(images, gen)])  # (2B, ...)
         z1, z2 = ctx.model(views, **options).chunk(2)  # (B, proj_dim) each
-        return losses.nt_xent(z1, z2, temperature=temperature).mean(), 2 * len(idx)
+        return BatchOut(losses.nt_xent(z1, z2, temperature=temperature).mean(), 2 * len(idx))
 
     return fn

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from noisylab import losses
-from noisylab.engine import Step, shard_indices, split_batches
+from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step
 from noisylab.models import Network
 from noisylab.runtime import Context, TrainState, train_one_epoch
 
@@ -62,47 +62,28 @@ def ema_update(target: Target, net: Network, tau: float) -> None:
             t.lerp_(o, 1.0 - tau)  # t + (1 − τ)(o − t)
 
 
-def steps_per_epoch(ctx: Context) -> int:
-    """Optimiser steps in one epoch on this rank (the same on every rank: shards are padded)."""
-    return len(split_batches(shard_indices(len(ctx.noisy_labels), ctx.world), ctx.per_rank_batch))
+def byol_batches(ctx: Context, target: Target) -> BatchFn:
+    """The engine's batch function for one BYOL epoch: the loss of two views per image, then, after the
+    optimiser step, the EMA update at the rate of that step, `ema_rate(k, K)` with k the step's index
+    within pre-training and K = epochs × batches per epoch."""
+    net = online_network(ctx)
+    cfg = ctx.cfg.pretrain
 
+    def follow(at: BatchPlace) -> None:
+        k = (at.step.epoch - 1) * at.batches + at.index  # the optimiser step just taken
+        tau = ema_rate(k, at.step.epochs * at.batches, base=cfg.byol_tau, final=cfg.byol_tau_final)
+        ema_update(target, net, tau)
 
-class ByolLoss:
-    """The engine's loss callable for one BYOL epoch. The engine steps the optimiser after each call, so
-    each call (but the first) and `finish` first move the target towards the weights just stepped."""
-
-    def __init__(self, ctx: Context, target: Target, *, first_step: int, total_steps: int) -> None:
-        self.ctx = ctx
-        self.net = online_network(ctx)
-        self.target = target
-        self.first_step = first_step  # index of this epoch's first optimiser step within pre-training
-        self.total_steps = total_steps  # K
-        self.calls = 0
-        self.tau = float("nan")  # the rate of the latest EMA update
-
-    def __call__(self, idx: Tensor, gen: torch.Generator) -> tuple[Tensor, int]:
-        if self.calls:
-            self._follow()
-        self.calls += 1
-        ctx = self.ctx
+    def fn(idx: Tensor, gen: torch.Generator, at: BatchPlace) -> BatchOut:
         images = ctx.train_images[idx.to(ctx.train_images.device)]
         views = torch.cat([ctx.augmenter.simclr(images, gen), ctx.augmenter.simclr(images, gen)])  # (2B, ...)
         q1, q2 = ctx.model(views, predict=True).chunk(2)  # online predictions (B, proj_dim) each
-        self.target.train()  # BatchNorm on batch statistics, as the online network
+        target.train()  # BatchNorm on batch statistics, as the online network
         with torch.no_grad():
-            z1, z2 = self.target(views).chunk(2)  # target projections (B, proj_dim) each
-        return losses.byol(q1, q2, z1, z2).mean(), 2 * len(idx)
+            z1, z2 = target(views).chunk(2)  # target projections (B, proj_dim) each
+        return BatchOut(losses.byol(q1, q2, z1, z2).mean(), 2 * len(idx), after_step=lambda: follow(at))
 
-    def finish(self) -> None:
-        """The EMA update that follows the epoch's last optimiser step."""
-        if self.calls:
-            self._follow()
-
-    def _follow(self) -> None:
-        cfg = self.ctx.cfg.pretrain
-        step = self.first_step + self.calls - 1  # the optimiser step just taken
-        self.tau = ema_rate(step, self.total_steps, base=cfg.byol_tau, final=cfg.byol_tau_final)
-        ema_update(self.target, self.net, self.tau)
+    return fn
 
 
 def online_network(ctx: Context) -> Network:
@@ -123,16 +104,17 @@ def load_target(ctx: Context, state: TrainState) -> Target:
 def run_epoch(
     ctx: Context, step: Step, index: int, state: TrainState, optimizer: torch.optim.Optimizer
 ) -> dict[str, Any]:
-    """One BYOL pre-training epoch through the shared engine; the target goes back into `state.extra`."""
-    per_epoch = steps_per_epoch(ctx)
+    """One BYOL pre-training epoch through the shared engine; the target goes back into `state.extra`.
+    `byol_tau` in the metrics: the rate of the epoch's last EMA update."""
     target = load_target(ctx, state)
-    loss_fn = ByolLoss(
-        ctx, target, first_step=(step.epoch - 1) * per_epoch, total_steps=step.epochs * per_epoch
+    trained = train_one_epoch(ctx, step, index, optimizer, byol_batches(ctx, target))
+    batches = trained.batches // ctx.world.size  # per rank, as the step index k counts them
+    last = step.epoch * batches - 1
+    tau = ema_rate(
+        last, step.epochs * batches, base=ctx.cfg.pretrain.byol_tau, final=ctx.cfg.pretrain.byol_tau_final
     )
-    metrics = train_one_epoch(ctx, step, index, optimizer, loss_fn)
-    loss_fn.finish()
     if step.ends_phase:
         state.extra.pop(TARGET_KEY, None)  # pre-training is over: the target is not needed again
     else:
         state.extra[TARGET_KEY] = {k: v.detach().cpu().clone() for k, v in target.state_dict().items()}
-    return metrics | {"byol_tau": loss_fn.tau}
+    return trained.metrics | {"byol_tau": tau}

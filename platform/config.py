@@ -32,6 +32,7 @@ LabelledLoss = Literal["ce", "swce"]
 Stem = Literal["auto", "cifar", "imagenet"]
 EvalEvery = Literal["epoch", "phase"]
 Optimizer = Literal["adamw", "adam", "sgd"]
+Precision = Literal["fp32", "bf16", "fp16"]
 PretrainMethod = Literal["simclr", "byol", "none"]
 
 
@@ -55,6 +56,12 @@ class ModelConfig:
     width: int = 64  # channels of the first stage (timm's ResNet default is 64); CPU profiles shrink it
     stem: Stem = "auto"  # auto: 3×3/stride-1/no max-pool (CIFAR stem) for images ≤ 64 px, else ImageNet
     proj_dim: int = 128  # SimCLR projection output (report silent; SimCLR's CIFAR value)
+    # NHWC memory layout of the network and of every batch: faster convolutions on GPUs with tensor
+    # cores (with bf16/fp16); the `gpu` profile turns it on. Results match NCHW up to rounding.
+    channels_last: bool = False
+    # torch.compile the network that trains (the bare one still holds the weights and checkpoints). The
+    # first epochs pay the compilation (minutes on a CPU); worth it for long GPU runs.
+    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -216,6 +223,9 @@ class RunConfig:
     sgd_momentum: float = 0.9  # optimizer=sgd only; the momentum of DivideMix's SGD (Li et al. 2020)
     workers: int = 1  # Ray Train workers; 0 runs the loop in-process (Train's local mode)
     use_gpu: bool = False  # one GPU per worker (NCCL); else CPU (gloo)
+    # Numeric format of forward passes and losses (autocast): fp32; bf16 (fp32's range, on CPUs too);
+    # fp16 (with loss scaling). Weights, optimiser state and checkpoints stay fp32 in every case.
+    precision: Precision = "fp32"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)

@@ -1,7 +1,9 @@
 """The one training engine: a schedule of epochs, a train loop fed by callables, a sharded scan.
 
 Methods never write a loop of their own. They describe their run as a flat `schedule` of `Step`s
-(one per epoch) and hand `train_epoch` a `loss_fn(indices, generator) -> scalar`; anything per-sample
+(one per epoch) and hand `train_epoch` a `batch_fn(indices, generator, place) -> BatchOut`: the loss,
+per-batch metrics that the engine sums on the device, and an optional action after the optimiser step;
+`place` says which epoch and batch it is. Anything per-sample
 (selection losses, predictions, test accuracy) goes through `scan`, which shards the samples across
 ranks and all-gathers the result by sample index so every rank sees the same full vector.
 
@@ -21,6 +23,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from noisylab.config import Precision
+
 
 @dataclass(frozen=True)
 class World:
@@ -29,6 +33,7 @@ class World:
     rank: int = 0
     size: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    precision: Precision = "fp32"  # autocast format of forward passes (training and scans)
 
     @property
     def is_main(self) -> bool:
@@ -121,19 +126,62 @@ def split_batches(order: Tensor, batch_size: int) -> list[Tensor]:
     return chunks
 
 
+def autocast(device: torch.device, precision: Precision) -> AbstractContextManager[Any]:
+    """Mixed precision for forward passes and losses: bf16/fp16 autocast on `device`'s type (CUDA or
+    CPU), nothing for fp32. Parameters, optimiser state and gradients stay fp32 either way."""
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, precision: Precision) -> torch.amp.GradScaler | None:
+    """fp16 needs loss scaling (its range underflows small gradients); bf16 has fp32's range, fp32
+    needs nothing. The scaler's state (scale, growth tracker) belongs in the checkpoint."""
+    return torch.amp.GradScaler(device.type) if precision == "fp16" else None
+
+
+@dataclass(frozen=True)
+class BatchPlace:
+    """Where a batch sits, so a method can act on it without counting its own calls."""
+
+    step: Step  # the schedule's epoch this batch belongs to
+    index: int  # 0-based batch of the epoch on this rank
+    batches: int  # batches of the epoch on this rank (the same on every rank: shards are padded)
+
+    @property
+    def epoch_fraction(self) -> float:
+        """Share of the epoch done before this batch: 0 for the first, (B − 1)/B for the last."""
+        return self.index / max(self.batches, 1)
+
+
+@dataclass
+class BatchOut:
+    """What a method's batch function returns to the engine."""
+
+    loss: Tensor  # scalar with gradients; the engine runs backward and the optimiser step
+    images: int  # images through the forward pass (augmented copies and views included)
+    # Per-batch diagnostics as 0-d tensors on the device: the engine sums them over the epoch without
+    # reading them (no host synchronisation per batch); `Trained.sums` / `.means` hand them back.
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+    after_step: Callable[[], None] | None = None  # runs right after the optimiser step (an EMA update)
+
+
+BatchFn = Callable[[Tensor, torch.Generator, BatchPlace], BatchOut]
+"""(sample indices [B] of this rank, augmentation generator, place) -> BatchOut."""
+
+
 @dataclass(frozen=True)
 class EpochStats:
     loss: float  # mean training loss over batches
     samples: int  # images through forward+backward on this rank (augmented copies included)
     seconds: float
+    batches: int = 0  # batches on this rank
+    sums: dict[str, float] = field(default_factory=dict)  # each BatchOut metric summed over the batches
 
     @property
     def images_per_second(self) -> float:
         return self.samples / max(self.seconds, 1e-9)
-
-
-LossFn = Callable[[Tensor, torch.Generator], tuple[Tensor, int]]
-"""(sample indices [B], generator) -> (scalar loss, images in the forward pass)."""
 
 
 def train_epoch(
@@ -141,31 +189,65 @@ def train_epoch(
     optimizer: torch.optim.Optimizer,
     order: Tensor,
     *,
+    step: Step,
     batch_size: int,
-    loss_fn: LossFn,
+    batch_fn: BatchFn,
     generator: torch.Generator,
+    device: torch.device | None = None,
+    precision: Precision = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
     progress: ProgressFactory = no_progress,
     desc: str = "train",
     grad_clip: float = 0.0,
 ) -> EpochStats:
     """One pass over `order` in batches of `batch_size` (this rank's share of the global batch).
-    `grad_clip` > 0 rescales each step's gradients to at most that global L2 norm (0: never)."""
+
+    Per batch: `batch_fn` under autocast (`precision`), backward (scaled with an fp16 `scaler`),
+    optional clipping to the global L2 norm `grad_clip` (0: never), the optimiser step, then the
+    batch's `after_step`. The loss and the batch metrics are summed on the device in float64 and read
+    once, after the last batch: nothing in the loop waits for the device.
+    """
     model.train()
+    device = device or torch.device("cpu")
     batches = split_batches(order, batch_size)
-    total, seen = 0.0, 0
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    sums: dict[str, Tensor] = {}
+    seen = 0
     start = time.perf_counter()
     with progress(desc, len(batches)) as bar:
-        for idx in batches:
-            loss, n_images = loss_fn(idx, generator)
+        for i, idx in enumerate(batches):
+            with autocast(device, precision):
+                out = batch_fn(idx, generator, BatchPlace(step, i, len(batches)))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-            total += float(loss.detach())
-            seen += n_images
+            if scaler is not None:
+                scaler.scale(out.loss).backward()
+                if grad_clip > 0:
+                    scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                out.loss.backward()
+                if grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                optimizer.step()
+            if out.after_step is not None:
+                out.after_step()
+            # float32 losses summed in float64 are exact whatever the order (24-bit mantissas, few terms)
+            total += out.loss.detach().double()
+            for name, value in out.metrics.items():
+                acc = sums.get(name)
+                sums[name] = value.detach().double() if acc is None else acc + value.detach().double()
+            seen += out.images
             bar.update(1)
-    return EpochStats(loss=total / max(len(batches), 1), samples=seen, seconds=time.perf_counter() - start)
+    read = {name: float(v) for name, v in sums.items()}  # the epoch's one read of the device
+    return EpochStats(
+        loss=float(total) / max(len(batches), 1),
+        samples=seen,
+        seconds=time.perf_counter() - start,
+        batches=len(batches),
+        sums=read,
+    )
 
 
 ScanFn = Callable[[Tensor, Tensor], Tensor]
@@ -198,7 +280,8 @@ def scan(
     with progress(desc, len(batches)) as bar:
         for idx in batches:
             x = transform(images[idx.to(images.device)])
-            logits = model(x)
+            with autocast(world.device, world.precision):
+                logits = model(x)
             parts.append(fn(logits, idx).float().reshape(len(idx), -1).cpu())
             bar.update(1)
     local = torch.cat(parts)  # (n_local, m)
@@ -237,6 +320,15 @@ def all_reduce_mean(value: float, world: World) -> float:
     t = torch.tensor([value], dtype=torch.float64, device=world.device)
     dist.all_reduce(t)
     return float(t.item()) / world.size
+
+
+def all_reduce_sum(values: list[float], world: World) -> list[float]:
+    """Element-wise sum over ranks of a list of floats, in one collective (float64)."""
+    if world.size == 1 or not values:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=world.device)
+    dist.all_reduce(t)
+    return t.tolist()
 
 
 def macro_f1(preds: Tensor, labels: Tensor, num_classes: int) -> float:

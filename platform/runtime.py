@@ -26,11 +26,12 @@ from noisylab.atomic import write_with
 from noisylab.config import Optimizer, RunConfig
 from noisylab.data.augment import Augmenter
 from noisylab.engine import (
-    LossFn,
+    BatchFn,
     ProgressFactory,
     Step,
     World,
     all_reduce_mean,
+    all_reduce_sum,
     derived_generator,
     epoch_order,
     no_progress,
@@ -58,6 +59,7 @@ class Context:
     augmenter: Augmenter
     progress: ProgressFactory = no_progress
     log: Callable[[str], None] | None = None  # one line per finished epoch (rank 0, with progress on)
+    scaler: torch.amp.GradScaler | None = None  # fp16 loss scaling (precision=fp16 only); checkpointed
 
     @property
     def per_rank_batch(self) -> int:
@@ -187,15 +189,29 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((3, tuple(state["python"]), None))
 
 
+@dataclass(frozen=True)
+class Trained:
+    """One epoch's outcome for the method: the history metrics, and the per-batch metrics of its
+    `BatchOut`s summed over every batch of every rank (one all-reduce for the lot)."""
+
+    metrics: dict[str, Any]  # train_loss, images_per_s, seconds
+    sums: dict[str, float]
+    batches: int  # batches of all ranks together
+
+    def mean(self, name: str) -> float:
+        """A batch metric's mean over the epoch's batches (all ranks)."""
+        return self.sums[name] / max(self.batches, 1)
+
+
 def train_one_epoch(
     ctx: Context,
     step: Step,
     index: int,
     optimizer: torch.optim.Optimizer,
-    loss_fn: LossFn,
+    batch_fn: BatchFn,
     *,
     grad_clip: float = 0.0,
-) -> dict[str, Any]:
+) -> Trained:
     """Step `index` of the schedule as one epoch over this rank's shard: the epoch order is shared by
     the ranks, the augmentation stream is per rank; both derive from (seed, step), so resuming replays.
     `grad_clip`: max global gradient norm per step (0: none)."""
@@ -203,18 +219,28 @@ def train_one_epoch(
         ctx.model,
         optimizer,
         epoch_order(len(ctx.noisy_labels), ctx.world, seed=ctx.cfg.seed, step=index),
+        step=step,
         batch_size=ctx.per_rank_batch,
-        loss_fn=loss_fn,
+        batch_fn=batch_fn,
         generator=derived_generator(ctx.cfg.seed, index, ctx.world.rank),
+        device=ctx.world.device,
+        precision=ctx.world.precision,
+        scaler=ctx.scaler,
         progress=ctx.progress,
         desc=step.label,
         grad_clip=grad_clip,
     )
-    return {
-        "train_loss": all_reduce_mean(stats.loss, ctx.world),
-        "images_per_s": all_reduce_mean(stats.images_per_second, ctx.world) * ctx.world.size,
-        "seconds": stats.seconds,
-    }
+    names = sorted(stats.sums)
+    summed = all_reduce_sum([stats.sums[n] for n in names], ctx.world)
+    return Trained(
+        metrics={
+            "train_loss": all_reduce_mean(stats.loss, ctx.world),
+            "images_per_s": all_reduce_mean(stats.images_per_second, ctx.world) * ctx.world.size,
+            "seconds": stats.seconds,
+        },
+        sums=dict(zip(names, summed, strict=True)),
+        batches=stats.batches * ctx.world.size,
+    )
 
 
 def make_optimizer(net: nn.Module, step: Step, kind: Optimizer, *, momentum: float) -> torch.optim.Optimizer:
@@ -276,6 +302,7 @@ def pretrain_cache_key(cfg: RunConfig, *, networks: int, world_size: int) -> str
         "batch_size": cfg.batch_size,
         "optimizer": cfg.optimizer,
         "sgd_momentum": cfg.sgd_momentum,
+        "precision": cfg.precision,
         "networks": networks,
         "use_gpu": cfg.use_gpu,
     }
@@ -314,6 +341,8 @@ def run_schedule(
         state.history = [row | {CACHED: True} for row in entry["history"]]
         state.step = pretrain_steps
         set_rng_state(entry["rng"])
+        if ctx.scaler is not None and entry.get("scaler"):
+            ctx.scaler.load_state_dict(entry["scaler"])
         if ctx.log is not None:
             ctx.log(f"pre-training: {pretrain_steps} epochs reused from {cache.path}")
     elif payload is not None:
@@ -329,6 +358,8 @@ def run_schedule(
             )
             optimizer.load_state_dict(payload["optimizer"])
         set_rng_state(payload["rng"])
+        if ctx.scaler is not None and payload.get("scaler"):
+            ctx.scaler.load_state_dict(payload["scaler"])
     else:
         method.init_state(ctx, state)
 
@@ -361,10 +392,16 @@ def run_schedule(
                 "model": ctx.net.state_dict(),
                 "optimizer": optimizer.state_dict() if keep_opt else None,
                 "rng": rng_state(),
+                "scaler": scaler_state(ctx),
             },
         )
         if cache is not None and index == pretrain_steps - 1 and ctx.world.is_main:
-            stored = {"model": ctx.net.state_dict(), "history": state.history, "rng": rng_state()}
+            stored = {
+                "model": ctx.net.state_dict(),
+                "history": state.history,
+                "rng": rng_state(),
+                "scaler": scaler_state(ctx),
+            }
             save_payload(stored | {"fingerprint": cache.key}, cache.path)
         if ctx.log is not None:
             ctx.log(prefix + step.label + "  " + describe(metrics))
@@ -372,6 +409,11 @@ def run_schedule(
             on_step(index, step, metrics)
     ctx.progress = bars
     return state
+
+
+def scaler_state(ctx: Context) -> dict[str, Any] | None:
+    """The fp16 loss scaler's state (scale, growth tracker), so a resumed run scales as the original."""
+    return ctx.scaler.state_dict() if ctx.scaler is not None else None
 
 
 def check_finite_loss(metrics: dict[str, Any], step: Step) -> None:

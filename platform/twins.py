@@ -42,7 +42,7 @@ def pretrain_shared_encoder(
     self-supervised encoder, two networks that still differ)."""
     metrics = train_one_epoch(
         ctx, step, index, optimizer, batches.simclr(ctx, temperature=ctx.cfg.pretrain.temperature, member=0)
-    )
+    ).metrics
     if step.ends_phase:
         if not isinstance(ctx.net, TwinNetwork):
             raise TypeError("a shared encoder needs a TwinNetwork")

@@ -8,6 +8,7 @@ Rank 0 returns the run's outcome; Ray hands it to the driver as `Result.return_v
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import torch
 
 from noisylab.config import RunConfig
 from noisylab.data.augment import Augmenter
-from noisylab.engine import Bar, ProgressFactory, World, no_progress
+from noisylab.engine import Bar, ProgressFactory, World, grad_scaler, no_progress
 from noisylab.errors import UserError
 from noisylab.live import metrics_writer
 from noisylab.models import build_model
@@ -59,6 +60,7 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
 def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, *, in_ray: bool) -> Context:
     """Tensors, network and augmenter of one worker; progress bars and epoch lines on rank 0 only."""
     cfg = spec.cfg
+    world = dataclasses.replace(world, precision=cfg.precision)
     show = spec.progress and world.is_main
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     train_images = _tensor(bundle.train_images).to(world.device)
@@ -73,11 +75,13 @@ def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, *, in_ray:
         predictor=cfg.pretrain.method == "byol",  # BYOL's predictor is trained by the phase's optimiser
     )
     net.to(world.device)
+    if cfg.model.channels_last:
+        net.to(memory_format=torch.channels_last)
     return Context(
         cfg=cfg,
         world=world,
         net=net,
-        model=net,
+        model=compiled(net) if cfg.model.compile else net,
         train_images=train_images,
         noisy_labels=_tensor(bundle.noisy_labels),
         clean_labels=_tensor(bundle.clean_labels),
@@ -85,13 +89,23 @@ def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, *, in_ray:
         test_labels=_tensor(bundle.test_labels),
         num_classes=bundle.num_classes,
         augmenter=Augmenter.for_images(
-            _tensor(bundle.train_images), flip=cfg.data.flip, crop_padding=cfg.data.crop_padding
+            _tensor(bundle.train_images),
+            flip=cfg.data.flip,
+            crop_padding=cfg.data.crop_padding,
+            channels_last=cfg.model.channels_last,
         ),
+        scaler=grad_scaler(world.device, cfg.precision),
         progress=tqdm_progress(show, in_ray=in_ray),
         log=_epoch_logger(in_ray=in_ray)
         if world.is_main and spec.epoch_lines
         else None,  # the run's log, even without bars
     )
+
+
+def compiled(net: torch.nn.Module) -> torch.nn.Module:
+    """`torch.compile` of the training network. `dynamic=True`: batch sizes vary (a shorter last batch,
+    augmented copies), and one dynamic graph avoids recompiling for each of them."""
+    return torch.compile(net, dynamic=True)  # type: ignore[return-value]
 
 
 def pretrain_cache(spec: WorkerSpec, world: World) -> PretrainCache | None:
@@ -162,6 +176,8 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         ctx.model = ray.train.torch.prepare_model(
             ctx.net, parallel_strategy_kwargs={"find_unused_parameters": True}
         )
+        if spec.cfg.model.compile:
+            ctx.model = compiled(ctx.model)  # compile DDP's wrapper: gradients still sync per bucket
     on_step, trackers = _on_step(spec, world)
     try:
         state = run_schedule(

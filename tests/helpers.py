@@ -6,8 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from noisylab.config import RunConfig
+from noisylab.engine import BatchPlace, Step
 from noisylab.profiles import make_config
 from noisylab.runtime import Context
+
+# The place of a batch function called outside an epoch: the first (and only) batch of a 1-epoch phase.
+FIRST_BATCH = BatchPlace(Step("train", 1, 1, 1e-3, 0.0), index=0, batches=1)
 
 
 def digits_config(npz: Path, **overrides: Any) -> RunConfig:

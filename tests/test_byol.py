@@ -16,7 +16,7 @@ from helpers import PIPELINE_LEARNS, digits_config, digits_context
 
 from noisylab import byol, losses
 from noisylab.config import ModelConfig
-from noisylab.engine import Step
+from noisylab.engine import BatchPlace, Step
 from noisylab.models import Network, build_network
 from noisylab.runner import execute
 from noisylab.runtime import TrainState
@@ -136,7 +136,7 @@ def test_an_epoch_trains_online_and_predictor_and_keeps_the_ema_target(digits_np
     ctx = digits_context(cfg)
     net = ctx.net
     assert isinstance(net, Network) and net.predictor is not None
-    assert byol.steps_per_epoch(ctx) == 1
+    assert len(ctx.noisy_labels) == ctx.per_rank_batch == 64  # one batch, one step per epoch
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-2)
     state = TrainState()
 
@@ -156,10 +156,13 @@ def test_an_epoch_trains_online_and_predictor_and_keeps_the_ema_target(digits_np
     assert any(not torch.equal(t, o) for t, o in zip(target_one, after_one, strict=True))
 
     last = Step("pretrain", 2, 2, 1e-2, 0.0)
-    loss_fn = byol.ByolLoss(ctx, saved, first_step=1, total_steps=2)
-    loss_fn(torch.arange(64), torch.Generator().manual_seed(0))[0].backward()
+    out = byol.byol_batches(ctx, saved)(
+        torch.arange(64), torch.Generator().manual_seed(0), BatchPlace(last, 0, 1)
+    )
+    out.loss.backward()
     optimizer.step()
-    loss_fn.finish()
+    assert out.after_step is not None
+    out.after_step()  # step k = 1 of K = 2: τ = 0.5
     for t, old, o in zip(_params(saved), target_one, online(), strict=True):
         assert torch.allclose(t, 0.5 * old + 0.5 * o, atol=1e-6)  # the target continues from state.extra
     byol.run_epoch(ctx, last, 1, state, optimizer)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import digits_config
+from helpers import FIRST_BATCH, digits_config
 
 from noisylab.config import validate
 from noisylab.engine import Step, World
@@ -168,10 +168,11 @@ def test_one_step_equals_the_hand_computed_loss(digits_npz: Path) -> None:
     clean = torch.rand(60, 2, generator=torch.Generator().manual_seed(1))  # column m: member m's own GMM
     weights, labelled = co_divide(clean, 0.5)
     idx = torch.arange(3, 19)  # 16 samples
-    loss, images = mixmatch_loss(
-        ctx, ctx.noisy_labels, weights, labelled, epochs_done=0, parts=torch.zeros(3)
-    )(idx, torch.Generator().manual_seed(5))
-    assert images == 2 * 2 * 16
+    out = mixmatch_loss(ctx, ctx.noisy_labels, weights, labelled, epochs_done=0)(
+        idx, torch.Generator().manual_seed(5), FIRST_BATCH
+    )
+    loss = out.loss
+    assert out.images == 2 * 2 * 16
 
     gen = torch.Generator().manual_seed(5)
     raw = ctx.train_images[idx]

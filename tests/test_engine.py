@@ -6,6 +6,9 @@ import torch
 from torch import nn
 
 from noisylab.engine import (
+    BatchOut,
+    BatchPlace,
+    Step,
     World,
     derived_generator,
     epoch_order,
@@ -97,8 +100,8 @@ def test_train_epoch_learns_a_separable_problem() -> None:
     model = _Linear()
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
 
-    def loss_fn(idx: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, int]:
-        return nn.functional.cross_entropy(model(x[idx]), y[idx]), len(idx)
+    def batch_fn(idx: torch.Tensor, gen: torch.Generator, at: BatchPlace) -> BatchOut:
+        return BatchOut(nn.functional.cross_entropy(model(x[idx]), y[idx]), len(idx))
 
     losses = []
     for step in range(8):
@@ -106,8 +109,9 @@ def test_train_epoch_learns_a_separable_problem() -> None:
             model,
             opt,
             epoch_order(300, World(), seed=0, step=step),
+            step=Step("train", step + 1, 8, 0.05, 0.0),
             batch_size=32,
-            loss_fn=loss_fn,
+            batch_fn=batch_fn,
             generator=derived_generator(0, step),
         )
         losses.append(stats.loss)

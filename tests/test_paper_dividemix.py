@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import digits_config, digits_context
+from helpers import FIRST_BATCH, digits_config, digits_context
 from torch import Tensor, nn
 
 from noisylab import losses
 from noisylab.config import validate
-from noisylab.engine import Step, train_epoch
+from noisylab.engine import BatchOut, BatchPlace, Step, train_epoch
 from noisylab.errors import UserError
 from noisylab.models import TwinNetwork
 from noisylab.prepare import cache_dir
@@ -126,8 +126,8 @@ def test_mixmatch_trains_a_fully_labelled_batch_on_the_relabelled_targets(digits
     idx = torch.arange(16)
 
     def step_loss(y: Tensor) -> float:
-        fn = dividemix.mixmatch_loss(ctx, y, ones, ones > 0, epochs_done=0, parts=torch.zeros(3))
-        return float(fn(idx, torch.Generator().manual_seed(3))[0].detach())
+        fn = dividemix.mixmatch_loss(ctx, y, ones, ones > 0, epochs_done=0)
+        return float(fn(idx, torch.Generator().manual_seed(3), FIRST_BATCH).loss.detach())
 
     gen = torch.Generator().manual_seed(3)
     raw = ctx.train_images[idx]
@@ -150,10 +150,9 @@ def test_pseudo_labelled_samples_in_the_labelled_set_get_their_copies(digits_npz
     pseudo = torch.zeros(60, dtype=torch.bool)
     pseudo[[0, 4, 8]] = True  # 8 is pseudo-labelled but unlabelled by both: no copies
     fn = dividemix.mixmatch_loss(
-        ctx, ctx.noisy_labels, labelled.float(), labelled, epochs_done=0, parts=torch.zeros(3),
-        pseudo=pseudo, copies=2,
-    )  # fmt: skip
-    _, images = fn(torch.arange(10), torch.Generator().manual_seed(0))
+        ctx, ctx.noisy_labels, labelled.float(), labelled, epochs_done=0, pseudo=pseudo, copies=2
+    )
+    images = fn(torch.arange(10), torch.Generator().manual_seed(0), FIRST_BATCH).images
     assert images == 2 * 2 * (10 + 2 * 2)  # members × views × (batch + copies of samples 0 and 4)
 
 
@@ -308,12 +307,12 @@ def test_gradient_clipping_bounds_each_step() -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     x = torch.randn(8, 4)
 
-    def loss_fn(idx: Tensor, gen: torch.Generator) -> tuple[Tensor, int]:
-        return 1e4 * model(x[idx]).sum(), len(idx)
+    def batch_fn(idx: Tensor, gen: torch.Generator, at: BatchPlace) -> BatchOut:
+        return BatchOut(1e4 * model(x[idx]).sum(), len(idx))
 
     train_epoch(
-        model, optimizer, torch.arange(8), batch_size=8, loss_fn=loss_fn, generator=torch.Generator(),
-        grad_clip=1.0,
+        model, optimizer, torch.arange(8), step=Step("train", 1, 1, 1.0, 0.0), batch_size=8,
+        batch_fn=batch_fn, generator=torch.Generator(), grad_clip=1.0,
     )  # fmt: skip
     assert float((model.weight.detach() - start).norm()) == pytest.approx(1.0, rel=1e-4)  # lr 1, norm-1 step
 

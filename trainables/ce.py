@@ -15,7 +15,7 @@ import torch
 
 from noisylab import batches, losses
 from noisylab.config import RunConfig
-from noisylab.engine import LossFn, Step
+from noisylab.engine import BatchFn, Step
 from noisylab.evaluation import evaluate
 from noisylab.runtime import Context, TrainState, train_one_epoch
 
@@ -38,13 +38,13 @@ class SupervisedMethod:
     def run_step(
         self, step: Step, index: int, ctx: Context, state: TrainState, optimizer: torch.optim.Optimizer
     ) -> dict[str, Any]:
-        metrics = train_one_epoch(ctx, step, index, optimizer, self.loss_fn(ctx, state))
+        metrics = train_one_epoch(ctx, step, index, optimizer, self.loss_fn(ctx, state)).metrics
         if ctx.cfg.eval_every == "epoch" or step.ends_phase:
             metrics |= evaluate(ctx)
         return metrics
 
-    def loss_fn(self, ctx: Context, state: TrainState) -> LossFn:
-        """The engine's per-batch loss: weakly augmented batches against the current labels."""
+    def loss_fn(self, ctx: Context, state: TrainState) -> BatchFn:
+        """The engine's batch function: weakly augmented batches against the current labels."""
         assert state.labels is not None
         return batches.supervised(ctx, labels=state.labels, loss=self.make_loss(ctx.cfg))
 

@@ -38,7 +38,7 @@ from torch import Tensor
 
 from noisylab import losses
 from noisylab.config import RunConfig
-from noisylab.engine import LossFn, Step, all_gather
+from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step
 from noisylab.noise import NoiseSpec
 from noisylab.runtime import Context, TrainState, train_one_epoch
 from noisylab.twins import MEMBERS, both, evaluate_twin
@@ -107,29 +107,26 @@ class CoteachingMethod:
         assert state.labels is not None
         cfg = ctx.cfg
         rate = drop_rate(step.epoch - 1, tau=forget_rate(cfg), gradual_epochs=cfg.coteaching.gradual_epochs)
-        tally = torch.zeros(
-            5, dtype=torch.float64
-        )  # seen, kept (per member), right among kept 1, 2, right seen
-        metrics = train_one_epoch(ctx, step, index, optimizer, self.loss_fn(ctx, state.labels, rate, tally))
-        seen, kept, right1, right2, right = all_gather(tally.unsqueeze(0), ctx.world).sum(dim=0).tolist()
-        metrics |= {
+        trained = train_one_epoch(ctx, step, index, optimizer, self.loss_fn(ctx, state.labels, rate))
+        seen, kept = trained.sums["seen"], trained.sums["kept"]
+        metrics = trained.metrics | {
             "forget_rate": rate,
             "kept_fraction": kept / seen,
-            "kept_precision_net1": right1 / kept,
-            "kept_precision_net2": right2 / kept,
-            "seen_precision": right / seen,
+            "kept_precision_net1": trained.sums["right_kept_net1"] / kept,
+            "kept_precision_net2": trained.sums["right_kept_net2"] / kept,
+            "seen_precision": trained.sums["right_seen"] / seen,
         }
         if cfg.eval_every == "epoch" or step.ends_phase:
             metrics |= evaluate_twin(ctx)
         return metrics
 
     @staticmethod
-    def loss_fn(ctx: Context, labels: Tensor, rate: float, tally: Tensor) -> LossFn:
+    def loss_fn(ctx: Context, labels: Tensor, rate: float) -> BatchFn:
         """Both members on the same weakly augmented batch (one stacked forward), the cross update of
-        `coteaching_loss`; `tally` [5] accumulates the diagnostics of the epoch on this rank."""
+        `coteaching_loss`; its counts against the clean labels are the batch's metrics (diagnostics)."""
         device = ctx.train_images.device
 
-        def fn(idx: Tensor, gen: torch.Generator) -> tuple[Tensor, int]:
+        def fn(idx: Tensor, gen: torch.Generator, at: BatchPlace) -> BatchOut:
             x = ctx.augmenter.weak(ctx.train_images[idx.to(device)], gen)  # (B, C, H, W)
             y = labels[idx].to(device)
             logits = ctx.model(both(x))  # (2, B, K)
@@ -137,19 +134,14 @@ class CoteachingMethod:
             keep = kept_count(rate, len(idx))
             loss, selected = coteaching_loss(per_sample, keep=keep)
             right = (labels[idx] == ctx.clean_labels[idx]).to(device)  # (B,) diagnostics only
-            tally.add_(
-                torch.tensor(
-                    [
-                        len(idx),
-                        keep,
-                        int((selected[0] & right).sum()),
-                        int((selected[1] & right).sum()),
-                        int(right.sum()),
-                    ],
-                    dtype=torch.float64,
-                )
-            )
-            return loss, MEMBERS * len(idx)
+            counts = {
+                "seen": torch.tensor(float(len(idx))),
+                "kept": torch.tensor(float(keep)),
+                "right_kept_net1": (selected[0] & right).sum(),
+                "right_kept_net2": (selected[1] & right).sum(),
+                "right_seen": right.sum(),
+            }  # 0-d tensors, left on the device: the engine sums them and reads them once per epoch
+            return BatchOut(loss, MEMBERS * len(idx), metrics=counts)
 
         return fn
 

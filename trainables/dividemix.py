@@ -68,7 +68,7 @@ from torch import Tensor
 from noisylab import gmm, losses, selection
 from noisylab.batches import PerSampleLoss
 from noisylab.config import LabelledLoss, RunConfig
-from noisylab.engine import LossFn, Step, all_reduce_mean, same_on_all_ranks, shard_indices, split_batches
+from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step, same_on_all_ranks
 from noisylab.mixing import mix
 from noisylab.noise import NoiseSpec
 from noisylab.runtime import Context, TrainState, train_one_epoch
@@ -252,7 +252,7 @@ class DivideMixMethod:
             loss_fn = warmup_loss(ctx, state.labels, penalty=confidence_penalty(cfg))
             metrics = train_one_epoch(
                 ctx, step, index, optimizer, loss_fn, grad_clip=self.warmup_grad_clip(cfg)
-            )
+            ).metrics
         else:
             metrics = divided_epoch(step, index, ctx, state, optimizer, epochs_done=step.epoch - 1)
         if cfg.eval_every == "epoch" or step.ends_phase:
@@ -285,28 +285,19 @@ def divided_epoch(
     `copies` are the pipeline's grafts (see `mixmatch_loss`); DivideMix itself uses the defaults."""
     assert state.labels is not None
     weights, labelled, metrics = divide(step, ctx, state)
-    parts = torch.zeros(3, dtype=torch.float64)  # sums of L_x, L_u, L_reg over batches and members
     loss_fn = mixmatch_loss(
         ctx,
         state.labels,
         weights,
         labelled,
         epochs_done=epochs_done,
-        parts=parts,
         labelled_loss=labelled_loss,
         pseudo=pseudo,
         copies=copies,
     )
-    metrics |= train_one_epoch(ctx, step, index, optimizer, loss_fn)
-    batches = max(1, _batches_per_epoch(ctx))
-    return (
-        metrics
-        | {"lambda_u": lambda_u(ctx.cfg)}
-        | {
-            name: all_reduce_mean(float(value) / (batches * MEMBERS), ctx.world)
-            for name, value in zip(("loss_x", "loss_u", "loss_prior"), parts.tolist(), strict=True)
-        }
-    )
+    trained = train_one_epoch(ctx, step, index, optimizer, loss_fn)
+    parts = {name: trained.mean(name) for name in ("loss_x", "loss_u", "loss_prior")}
+    return metrics | trained.metrics | {"lambda_u": lambda_u(ctx.cfg)} | parts
 
 
 def divide(step: Step, ctx: Context, state: TrainState) -> tuple[Tensor, Tensor, dict[str, Any]]:
@@ -341,20 +332,14 @@ def divide(step: Step, ctx: Context, state: TrainState) -> tuple[Tensor, Tensor,
     return weights, labelled, metrics
 
 
-def _batches_per_epoch(ctx: Context) -> int:
-    """Batches `train_one_epoch` makes on this rank (the same count on every rank)."""
-    mine = shard_indices(len(ctx.noisy_labels), ctx.world)
-    return len(split_batches(mine, ctx.per_rank_batch))
-
-
 def warmup_loss(
     ctx: Context, labels: Tensor, *, penalty: bool, loss: PerSampleLoss = losses.cross_entropy
-) -> LossFn:
+) -> BatchFn:
     """`loss` (CE by default) for both members, each on its own weak augmentation of the batch (one
     stacked forward); with `penalty`, plus the confidence penalty −H(p) of each member."""
     device = ctx.train_images.device
 
-    def fn(idx: Tensor, gen: torch.Generator) -> tuple[Tensor, int]:
+    def fn(idx: Tensor, gen: torch.Generator, at: BatchPlace) -> BatchOut:
         images = ctx.train_images[idx.to(device)]
         x = torch.stack([ctx.augmenter.weak(images, gen) for _ in range(MEMBERS)])  # (2, B, C, H, W)
         y = labels[idx].to(device)
@@ -364,7 +349,7 @@ def warmup_loss(
             total = total + loss(logits[m], y).mean()
             if penalty:
                 total = total + negative_entropy(logits[m])
-        return total, MEMBERS * len(idx)
+        return BatchOut(total, MEMBERS * len(idx))
 
     return fn
 
@@ -376,13 +361,13 @@ def mixmatch_loss(
     labelled: Tensor,
     *,
     epochs_done: int,
-    parts: Tensor,
     labelled_loss: LabelledLoss = "ce",
     pseudo: Tensor | None = None,
     copies: int = 0,
-) -> LossFn:
-    """One DivideMix step for both members: weights/labelled [N, 2] from `co_divide`; `parts` [3]
-    accumulates this rank's L_x, L_u, L_reg (summed over members) for the epoch's metrics.
+) -> BatchFn:
+    """One DivideMix step for both members: weights/labelled [N, 2] from `co_divide`. The batch's
+    metrics are L_x, L_u and L_reg, each the mean over the members. λ_u's ramp r(t) moves within the
+    epoch by the batch's place, t = `epochs_done` + the share of this epoch done, as in the official code.
 
     The pipeline's grafts: `labelled_loss` (see `semi_supervised_loss`); `pseudo` [N] bool with `copies`:
     each sample of the batch that carries a consensus pseudo-label and is in either member's labelled set
@@ -391,10 +376,8 @@ def mixmatch_loss(
     cfg = ctx.cfg.dividemix
     device = ctx.train_images.device
     weight_u = lambda_u(ctx.cfg)
-    batches = max(1, _batches_per_epoch(ctx))
-    calls = [0]  # batches done this epoch: r(t) moves within the epoch, as in the official code
 
-    def fn(idx: Tensor, gen: torch.Generator) -> tuple[Tensor, int]:
+    def fn(idx: Tensor, gen: torch.Generator, at: BatchPlace) -> BatchOut:
         if pseudo is not None and copies > 0:
             chosen = pseudo[idx] & labelled[idx].any(dim=1)
             idx = torch.cat([idx, idx[chosen].repeat(copies)])  # (B + copies·P,)
@@ -417,17 +400,19 @@ def mixmatch_loss(
             for m in range(MEMBERS)
         ]  # per member: inputs (2B, C, H, W), targets (2B, K), λ'
         logits = ctx.model(torch.stack([x for x, _, _ in mixed]))  # (2, 2B, K)
-        ramp = rampup(epochs_done + calls[0] / batches, cfg.rampup_epochs)
-        calls[0] += 1
+        ramp = rampup(epochs_done + at.epoch_fraction, cfg.rampup_epochs)
         total = logits.new_zeros(())
+        parts = torch.zeros(3, dtype=torch.float64, device=logits.device)  # L_x, L_u, L_reg over members
         for m in range(MEMBERS):
             lx, lu = semi_supervised_loss(
                 logits[m], mixed[m][1], mine[m].repeat(2), labelled_loss=labelled_loss
             )
             prior = uniform_prior_penalty(logits[m])
             total = total + lx + weight_u * ramp * lu + cfg.prior_weight * prior
-            parts.add_(torch.stack([lx, lu, prior]).detach().double().cpu())
-        return total, MEMBERS * 2 * batch
+            parts += torch.stack([lx, lu, prior]).detach().double()
+        parts /= MEMBERS  # exact: a power of two
+        metrics = dict(zip(("loss_x", "loss_u", "loss_prior"), parts.unbind(), strict=True))
+        return BatchOut(total, MEMBERS * 2 * batch, metrics=metrics)
 
     return fn
 

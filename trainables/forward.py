@@ -99,7 +99,7 @@ class ForwardMethod:
             t = state.extra[TRANSITION_KEY].to(ctx.world.device)
             loss = lambda logits, y: losses.forward_corrected(logits, y, t)  # noqa: E731
         loss_fn = batches.supervised(ctx, labels=state.labels, loss=loss)
-        metrics = train_one_epoch(ctx, step, index, optimizer, loss_fn)
+        metrics = train_one_epoch(ctx, step, index, optimizer, loss_fn).metrics
         if step.phase == "estimate" and step.ends_phase:
             metrics |= self._estimate(ctx, state)
         if ctx.cfg.eval_every == "epoch" or step.ends_phase:

@@ -15,21 +15,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from noisylab import losses
-from noisylab.engine import LossFn
+from noisylab.engine import BatchFn, BatchOut, BatchPlace
 from noisylab.mixing import mix
 from noisylab.runtime import Context, TrainState
 from noisylab.trainables.ce import SupervisedMethod
 
 
-def mixup_batches(ctx: Context, *, labels: Tensor, alpha: float) -> LossFn:
+def mixup_batches(ctx: Context, *, labels: Tensor, alpha: float) -> BatchFn:
     """Weakly augmented, mixed batches against mixed one-hot targets; soft cross entropy."""
     device = ctx.train_images.device
 
-    def fn(idx: Tensor, gen: torch.Generator) -> tuple[Tensor, int]:
+    def fn(idx: Tensor, gen: torch.Generator, at: BatchPlace) -> BatchOut:
         x = ctx.augmenter.weak(ctx.train_images[idx.to(device)], gen)  # (B, C, H, W) float
         onehot = F.one_hot(labels[idx], ctx.num_classes).float().to(device)  # (B, K)
         mixed_x, mixed_y, _ = mix(x, onehot, alpha=alpha, generator=gen)
-        return losses.soft_cross_entropy(ctx.model(mixed_x), mixed_y).mean(), len(idx)
+        return BatchOut(losses.soft_cross_entropy(ctx.model(mixed_x), mixed_y).mean(), len(idx))
 
     return fn
 
@@ -38,6 +38,6 @@ class MixupMethod(SupervisedMethod):
     def __init__(self) -> None:
         super().__init__("mixup", lambda cfg: losses.cross_entropy)  # the loss of unmixed batches
 
-    def loss_fn(self, ctx: Context, state: TrainState) -> LossFn:
+    def loss_fn(self, ctx: Context, state: TrainState) -> BatchFn:
         assert state.labels is not None
         return mixup_batches(ctx, labels=state.labels, alpha=ctx.cfg.mixup.alpha)

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from noisylab import batches, byol, selection
 from noisylab.config import MainLoss, RunConfig
-from noisylab.engine import LossFn, Step, same_on_all_ranks, scan
+from noisylab.engine import BatchFn, Step, same_on_all_ranks, scan
 from noisylab.evaluation import EVAL_BATCH, evaluate
 from noisylab.runtime import Context, TrainState, train_one_epoch
 
@@ -62,7 +62,7 @@ def warmup_loss_kind(cfg: RunConfig) -> MainLoss:
     return "ce" if cfg.warmup.loss == "ce" else cfg.loss.main
 
 
-def pretrain_loss(ctx: Context, *, member: int | None = None) -> LossFn:
+def pretrain_loss(ctx: Context, *, member: int | None = None) -> BatchFn:
     """SimCLR's NT-Xent on two views per image; `member` pre-trains one member of a TwinNetwork."""
     return batches.simclr(ctx, temperature=ctx.cfg.pretrain.temperature, member=member)
 
@@ -100,7 +100,7 @@ class PaperMethod:
                 pseudo=state.pseudo if refine else None,
                 copies=cfg.refine.copies if refine else 0,
             )
-        metrics = train_one_epoch(ctx, step, index, optimizer, loss_fn)
+        metrics = train_one_epoch(ctx, step, index, optimizer, loss_fn).metrics
         if step.phase == "refine" and (step.stage is not None or step.ends_phase):
             metrics |= select_and_relabel(step, ctx, state)
         if step.phase != "pretrain" and (cfg.eval_every == "epoch" or step.ends_phase):

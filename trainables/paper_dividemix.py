@@ -69,7 +69,7 @@ class PaperDivideMixMethod(PaperMethod):
         if step.phase == "warmup":
             loss = batches.main_loss(warmup_loss_kind(cfg), cfg.loss)
             loss_fn = warmup_loss(ctx, state.labels, penalty=confidence_penalty(cfg), loss=loss)
-            metrics = train_one_epoch(ctx, step, index, optimizer, loss_fn)
+            metrics = train_one_epoch(ctx, step, index, optimizer, loss_fn).metrics
         else:
             done = sum(1 for s in self.schedule(cfg)[:index] if s.phase == "refine")  # for λ_u's ramp
             metrics = divided_epoch(

@@ -348,6 +348,7 @@ class Augmenter:
     std: tuple[float, ...]
     crop_padding: int = 4
     flip: bool = True
+    channels_last: bool = False  # hand every batch out in NHWC memory order (`model.channels_last`)
 
     def __post_init__(self) -> None:
         if len(self.mean) != len(self.std) or not self.mean:
@@ -360,14 +361,20 @@ class Augmenter:
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
 
     @classmethod
-    def for_images(cls, images_uint8: Tensor, *, flip: bool = True, crop_padding: int = 4) -> Augmenter:
+    def for_images(
+        cls, images_uint8: Tensor, *, flip: bool = True, crop_padding: int = 4, channels_last: bool = False
+    ) -> Augmenter:
         """An Augmenter normalising by the statistics of `images_uint8` [N, C, H, W] (the training set)."""
         mean, std = channel_stats(images_uint8)
-        return cls(mean=mean, std=std, crop_padding=crop_padding, flip=flip)
+        return cls(mean=mean, std=std, crop_padding=crop_padding, flip=flip, channels_last=channels_last)
+
+    def _out(self, x: Tensor) -> Tensor:
+        """The batch in the network's memory layout (same shape and values either way)."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def plain(self, images_uint8: Tensor) -> Tensor:
         """uint8 [B, C, H, W] -> normalised float32 [B, C, H, W], no randomness (evaluation, scans)."""
-        return normalize(images_uint8, self.mean, self.std)
+        return self._out(normalize(images_uint8, self.mean, self.std))
 
     def weak(self, images_uint8: Tensor, generator: torch.Generator) -> Tensor:
         """uint8 [B, C, H, W] -> float32 [B, C, H, W]: padded random crop, flip, normalise."""
@@ -376,7 +383,7 @@ class Augmenter:
             x = random_crop(x, padding=self.crop_padding, generator=generator)
         if self.flip:
             x = random_flip(x, generator=generator)
-        return normalize(x, self.mean, self.std)
+        return self._out(normalize(x, self.mean, self.std))
 
     def simclr(self, images_uint8: Tensor, generator: torch.Generator) -> Tensor:
         """uint8 [B, C, H, W] -> float32 [B, C, H, W]: one SimCLR view of each image.
@@ -389,4 +396,4 @@ class Augmenter:
         x = color_jitter(x, p=0.8, generator=generator)
         x = random_grayscale(x, p=0.2, generator=generator)
         x = gaussian_blur(x, p=0.5, generator=generator)
-        return normalize(x, self.mean, self.std)
+        return self._out(normalize(x, self.mean, self.std))
