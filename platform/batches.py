@@ -11,7 +11,7 @@ from torch import Tensor
 
 from noisylab import losses
 from noisylab.config import LossConfig, MainLoss
-from noisylab.engine import BatchFn, BatchOut, BatchPlace
+from noisylab.engine import BatchFn, BatchOut, BatchPlace, to_device
 from noisylab.runtime import Context
 
 PerSampleLoss = Callable[[Tensor, Tensor], Tensor]
@@ -39,8 +39,8 @@ def supervised(
         if pseudo is not None and copies > 0:
             extra = idx[pseudo[idx]].repeat(copies)  # (copies·P,) pseudo-labelled samples, repeated
             idx = torch.cat([idx, extra])
-        x = ctx.augmenter.weak(ctx.train_images[idx.to(device)], gen)  # (B', C, H, W) float
-        y = labels[idx].to(device)
+        x = ctx.augmenter.weak(ctx.train_images[to_device(idx, device)], gen)  # (B', C, H, W) float
+        y = to_device(labels[idx], device)
         return BatchOut(loss(ctx.model(x), y).mean(), len(idx))
 
     return fn
@@ -53,7 +53,7 @@ def simclr(ctx: Context, *, temperature: float, member: int | None = None) -> Ba
     options: dict[str, Any] = {"project": True} | ({"member": member} if member is not None else {})
 
     def fn(idx: Tensor, gen: torch.Generator, at: BatchPlace) -> BatchOut:
-        images = ctx.train_images[idx.to(device)]
+        images = ctx.train_images[to_device(idx, device)]
         views = torch.cat([ctx.augmenter.simclr(images, gen), ctx.augmenter.simclr(images, gen)])  # (2B, ...)
         z1, z2 = ctx.model(views, **options).chunk(2)  # (B, proj_dim) each
         return BatchOut(losses.nt_xent(z1, z2, temperature=temperature).mean(), 2 * len(idx))

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from noisylab import losses
-from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step
+from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step, to_device
 from noisylab.models import Network
 from noisylab.runtime import Context, TrainState, train_one_epoch
 
@@ -75,7 +75,7 @@ def byol_batches(ctx: Context, target: Target) -> BatchFn:
         ema_update(target, net, tau)
 
     def fn(idx: Tensor, gen: torch.Generator, at: BatchPlace) -> BatchOut:
-        images = ctx.train_images[idx.to(ctx.train_images.device)]
+        images = ctx.train_images[to_device(idx, ctx.train_images.device)]
         views = torch.cat([ctx.augmenter.simclr(images, gen), ctx.augmenter.simclr(images, gen)])  # (2B, ...)
         q1, q2 = ctx.model(views, predict=True).chunk(2)  # online predictions (B, proj_dim) each
         target.train()  # BatchNorm on batch statistics, as the online network

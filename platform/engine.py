@@ -98,6 +98,18 @@ def derived_generator(*keys: int, device: torch.device | str = "cpu") -> torch.G
     return gen
 
 
+def to_device(t: Tensor, device: torch.device) -> Tensor:
+    """`t` on `device` without making the host wait: a plain `.to(cuda)` of host memory synchronises
+    the stream (the host waits for every queued kernel) before it copies; from pinned memory the copy is
+    queued like a kernel. Pinned blocks come from torch's caching host allocator, so this is cheap per
+    batch. On the CPU (or for a tensor already there) it returns `t` itself."""
+    if t.device == device:
+        return t
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def shard_indices(n: int, world: World, *, order: Tensor | None = None) -> Tensor:
     """This rank's share of `order` (default arange(n)), padded so every rank gets the same count.
 
@@ -279,12 +291,12 @@ def scan(
     batches = list(mine.split(batch_size))
     with progress(desc, len(batches)) as bar:
         for idx in batches:
-            x = transform(images[idx.to(images.device)])
+            x = transform(images[to_device(idx, images.device)])
             with autocast(world.device, world.precision):
                 logits = model(x)
-            parts.append(fn(logits, idx).float().reshape(len(idx), -1).cpu())
+            parts.append(fn(logits, idx).float().reshape(len(idx), -1))  # stays on the device
             bar.update(1)
-    local = torch.cat(parts)  # (n_local, m)
+    local = torch.cat(parts).cpu()  # (n_local, m): the scan's one copy to the host
     full = torch.empty((n, local.shape[1]), dtype=local.dtype)
     if world.size == 1:
         full[mine] = local

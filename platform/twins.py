@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from noisylab import batches, losses
-from noisylab.engine import Step, macro_f1, scan
+from noisylab.engine import Step, macro_f1, scan, to_device
 from noisylab.evaluation import EVAL_BATCH, class_accuracy
 from noisylab.models import TwinNetwork, share_encoder
 from noisylab.runtime import Context, train_one_epoch
@@ -55,7 +55,7 @@ def member_losses(ctx: Context, labels: Tensor, *, desc: str = "scan") -> Tensor
     float [N, 2] (column m = member m), identical on every rank (the scan all-gathers by index)."""
 
     def per_member(logits: Tensor, idx: Tensor) -> Tensor:
-        y = labels[idx].to(logits.device)
+        y = to_device(labels[idx], logits.device)
         return torch.stack([losses.cross_entropy(logits[m], y) for m in range(MEMBERS)], dim=1)  # (B, 2)
 
     return scan(

@@ -38,7 +38,7 @@ from torch import Tensor
 
 from noisylab import losses
 from noisylab.config import RunConfig
-from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step
+from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step, to_device
 from noisylab.noise import NoiseSpec
 from noisylab.runtime import Context, TrainState, train_one_epoch
 from noisylab.twins import MEMBERS, both, evaluate_twin
@@ -127,13 +127,13 @@ class CoteachingMethod:
         device = ctx.train_images.device
 
         def fn(idx: Tensor, gen: torch.Generator, at: BatchPlace) -> BatchOut:
-            x = ctx.augmenter.weak(ctx.train_images[idx.to(device)], gen)  # (B, C, H, W)
-            y = labels[idx].to(device)
+            x = ctx.augmenter.weak(ctx.train_images[to_device(idx, device)], gen)  # (B, C, H, W)
+            y = to_device(labels[idx], device)
             logits = ctx.model(both(x))  # (2, B, K)
             per_sample = torch.stack([losses.cross_entropy(logits[m], y) for m in range(MEMBERS)])  # (2, B)
             keep = kept_count(rate, len(idx))
             loss, selected = coteaching_loss(per_sample, keep=keep)
-            right = (labels[idx] == ctx.clean_labels[idx]).to(device)  # (B,) diagnostics only
+            right = to_device(labels[idx] == ctx.clean_labels[idx], device)  # (B,) diagnostics only
             counts = {
                 "seen": torch.tensor(float(len(idx))),
                 "kept": torch.tensor(float(keep)),

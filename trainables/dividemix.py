@@ -68,7 +68,7 @@ from torch import Tensor
 from noisylab import gmm, losses, selection
 from noisylab.batches import PerSampleLoss
 from noisylab.config import LabelledLoss, RunConfig
-from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step, same_on_all_ranks
+from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step, same_on_all_ranks, to_device
 from noisylab.mixing import mix
 from noisylab.noise import NoiseSpec
 from noisylab.runtime import Context, TrainState, train_one_epoch
@@ -340,9 +340,9 @@ def warmup_loss(
     device = ctx.train_images.device
 
     def fn(idx: Tensor, gen: torch.Generator, at: BatchPlace) -> BatchOut:
-        images = ctx.train_images[idx.to(device)]
+        images = ctx.train_images[to_device(idx, device)]
         x = torch.stack([ctx.augmenter.weak(images, gen) for _ in range(MEMBERS)])  # (2, B, C, H, W)
-        y = labels[idx].to(device)
+        y = to_device(labels[idx], device)
         logits = ctx.model(x)  # (2, B, K)
         total = logits.new_zeros(())
         for m in range(MEMBERS):
@@ -382,16 +382,16 @@ def mixmatch_loss(
             chosen = pseudo[idx] & labelled[idx].any(dim=1)
             idx = torch.cat([idx, idx[chosen].repeat(copies)])  # (B + copies·P,)
         batch = len(idx)
-        images = ctx.train_images[idx.to(device)]
+        images = ctx.train_images[to_device(idx, device)]
         views = torch.cat([ctx.augmenter.weak(images, gen), ctx.augmenter.weak(images, gen)])  # (2B, C, H, W)
         with torch.no_grad():
             probs = torch.softmax(ctx.model(both(views)), dim=-1)  # (2, 2B, K): member, view·B + b
-        onehot = F.one_hot(labels[idx].to(device), probs.shape[-1]).float()  # (B, K)
-        mine = labelled[idx].to(device).T  # (2, B)
+        onehot = F.one_hot(to_device(labels[idx], device), probs.shape[-1]).float()  # (B, K)
+        mine = to_device(labelled[idx], device).T  # (2, B)
         targets = mixmatch_targets(
             probs.view(MEMBERS, 2, batch, -1),  # (member, view, B, K)
             onehot,
-            weights[idx].to(device).T.float(),
+            to_device(weights[idx], device).T.float(),
             mine,
             temperature=cfg.temperature,
         )  # (2, B, K)

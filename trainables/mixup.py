@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from noisylab import losses
-from noisylab.engine import BatchFn, BatchOut, BatchPlace
+from noisylab.engine import BatchFn, BatchOut, BatchPlace, to_device
 from noisylab.mixing import mix
 from noisylab.runtime import Context, TrainState
 from noisylab.trainables.ce import SupervisedMethod
@@ -26,8 +26,8 @@ def mixup_batches(ctx: Context, *, labels: Tensor, alpha: float) -> BatchFn:
     device = ctx.train_images.device
 
     def fn(idx: Tensor, gen: torch.Generator, at: BatchPlace) -> BatchOut:
-        x = ctx.augmenter.weak(ctx.train_images[idx.to(device)], gen)  # (B, C, H, W) float
-        onehot = F.one_hot(labels[idx], ctx.num_classes).float().to(device)  # (B, K)
+        x = ctx.augmenter.weak(ctx.train_images[to_device(idx, device)], gen)  # (B, C, H, W) float
+        onehot = F.one_hot(to_device(labels[idx], device), ctx.num_classes).float()  # (B, K)
         mixed_x, mixed_y, _ = mix(x, onehot, alpha=alpha, generator=gen)
         return BatchOut(losses.soft_cross_entropy(ctx.model(mixed_x), mixed_y).mean(), len(idx))
 
