@@ -19,7 +19,6 @@ import polars as pl
 
 from noisylab.atomic import write_with
 from noisylab.config import RunConfig
-from noisylab.noise import NoiseSpec
 from noisylab.prepare import DataBundle
 
 RECORD_FILE = "record.parquet"
@@ -76,7 +75,7 @@ def build_record(
 ) -> dict[str, Any]:
     """One row. `study` and `params` (the trial's point in the study's search space, as JSON) are set
     for runs made by `noisylab sweep`."""
-    spec = NoiseSpec.parse(cfg.data.noise)
+    spec = cfg.data.noise_spec
     evals = [h for h in history if "test_acc" in h]
     final = evals[-1] if evals else {}
     warm = [h for h in evals if h["phase"] == "warmup"]

@@ -52,6 +52,9 @@ class Context:
     train_images: Tensor  # uint8 [N, C, H, W]
     noisy_labels: Tensor  # int64 [N], the labels training starts from (CPU)
     clean_labels: Tensor  # int64 [N], for diagnostics only: never read by training (CPU)
+    # float64 [C, C], P(noisy = j | clean = i) over these N samples, as `prepare_data` measured it once
+    # (`DataBundle.noise`); for diagnostics only, like `clean_labels` (CPU)
+    noise_transition: Tensor
     test_images: Tensor  # uint8 [T, C, H, W]
     test_labels: Tensor  # int64 [T] (CPU)
     num_classes: int
