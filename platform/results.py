@@ -13,13 +13,17 @@ import subprocess
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from noisylab.atomic import write_with
 from noisylab.config import RunConfig
-from noisylab.prepare import DataBundle
+
+if TYPE_CHECKING:
+    # Only a type here: prepare imports the dataset loaders and with them torch, which reading a
+    # record (`noisylab show`, `report`, `plot`) must not pay for.
+    from noisylab.prepare import DataBundle
 
 RECORD_FILE = "record.parquet"
 SCHEMA_VERSION = 1
