@@ -198,7 +198,8 @@ def _generate_cached(
     if cached is not None:
         return cached
     noisy = _generate(spec, images=images, clean=clean, num_classes=num_classes, seed=seed)
-    _write_atomically(path, noisy)
+    # Atomically: other runs sharing the cache (a sweep's trials) never read a half-written file.
+    write_with(path, lambda handle: np.save(handle, noisy, allow_pickle=False))
     return noisy
 
 
@@ -229,11 +230,6 @@ def _read_cache(path: Path, *, num_samples: int, num_classes: int) -> np.ndarray
         and (num_samples == 0 or (cached.min() >= 0 and cached.max() < num_classes))
     )
     return cached.astype(np.int64) if valid else None
-
-
-def _write_atomically(path: Path, array: np.ndarray) -> None:
-    # Readers (other trials sharing the cache) never see a half file.
-    write_with(path, lambda handle: np.save(handle, array, allow_pickle=False))
 
 
 # ------------------------------------------------------------------------------------------ generators
