@@ -79,6 +79,7 @@ def main() -> None:
         train_images=images,
         noisy_labels=labels,
         clean_labels=labels,
+        noise_transition=torch.eye(10, dtype=torch.float64),  # no noise: the labels are the clean ones
         test_images=images[:2],
         test_labels=labels[:2],
         num_classes=10,

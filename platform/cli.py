@@ -396,8 +396,7 @@ def print_differences(config: dict[str, Any]) -> None:
 def print_progress(run_dir: Path) -> None:
     """An unfinished (or crashed) run: its config and the epochs logged in metrics.jsonl so far."""
     from noisylab.config import load_config_json
-    from noisylab.live import METRICS_FILE, read_metrics
-    from noisylab.runtime import describe
+    from noisylab.live import METRICS_FILE, describe, read_metrics
 
     try:
         cfg = load_config_json(run_dir / "config.json")

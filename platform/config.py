@@ -18,10 +18,14 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 from noisylab.errors import UserError
+
+if TYPE_CHECKING:
+    from noisylab.noise import NoiseSpec
 
 MainLoss = Literal["swce", "ce", "focal"]
 SelectionLoss = Literal["nce_mae", "swce_focal"]
@@ -48,6 +52,16 @@ class DataConfig:
     noise: str = "idn:0.3"  # NoiseSpec text: idn:τ | sym:r | pair:r | none | file:PATH[#key]
     crop_padding: int = 4  # pixels of reflect padding before the random crop of weak augmentation
     flip: bool = True  # random horizontal flips (turn off for digits and other chiral images)
+
+    @cached_property
+    def noise_spec(self) -> NoiseSpec:
+        """`noise` parsed, once per config object: every reader (validation, data preparation, records,
+        methods whose defaults follow the noise rate) shares it. Not a field, so it never enters the
+        saved config or its fingerprint; a pickled config carries it to Ray workers."""
+        # Imported here: noise pulls in numpy, and reading a config (the CLI's listings) should not.
+        from noisylab.noise import NoiseSpec
+
+        return NoiseSpec.parse(self.noise)
 
 
 @dataclass(frozen=True)
@@ -413,9 +427,7 @@ def validate(cfg: RunConfig, *, methods: tuple[str, ...]) -> RunConfig:
         if not 0 <= seed < 2**32:  # numpy's and torch's seeders take unsigned 32-bit seeds at least
             raise UserError(f"{name} must lie in 0..{2**32 - 1}, got {seed}")
     _positive("batch_size", cfg.batch_size, minimum=2)
-    from noisylab.noise import NoiseSpec  # noise depends on config-free code only; parse checks rates
-
-    NoiseSpec.parse(cfg.data.noise)
+    cfg.data.noise_spec  # noqa: B018 - parsing checks the kind and the rate
     if cfg.workers < 0:
         raise UserError(f"workers must be ≥ 0, got {cfg.workers}")
     if cfg.workers > 1 and cfg.batch_size < 2 * cfg.workers:
@@ -498,11 +510,9 @@ def _validate_methods(cfg: RunConfig) -> None:
 
 def _validate_two_networks(cfg: RunConfig) -> None:
     """Co-teaching and DivideMix settings, and the optimiser's momentum."""
-    from noisylab.noise import NoiseSpec
-
     if not 0.0 <= cfg.sgd_momentum < 1.0:
         raise UserError(f"sgd_momentum must lie in [0, 1), got {cfg.sgd_momentum}")
-    file_noise = NoiseSpec.parse(cfg.data.noise).kind == "file"
+    file_noise = cfg.data.noise_spec.kind == "file"
     c = cfg.coteaching
     if c.forget_rate is not None and not 0.0 <= c.forget_rate < 1.0:
         raise UserError(f"coteaching.forget_rate must lie in [0, 1), got {c.forget_rate}")

@@ -7,6 +7,9 @@ moment an epoch ends, with no dependency on how Train forwards reports to the dr
 
 `tail -f runs/<run>/metrics.jsonl` follows a run; `noisylab show RUN` reads it for an unfinished run.
 A run that resumes appends the steps it replays; readers keep the last line of each step.
+
+`describe` turns one epoch's metrics into the line the run prints and `show` prints again. It lives here,
+beside the reader, and not in `runtime`: showing a run must not import torch.
 """
 
 from __future__ import annotations
@@ -57,3 +60,27 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         if isinstance(row, dict) and isinstance(row.get("step"), int):
             steps[row["step"]] = row
     return [steps[k] for k in sorted(steps)]
+
+
+def describe(metrics: dict[str, Any]) -> str:
+    """The epoch line of the terminal log: loss, throughput, selection and test figures present."""
+    parts = [f"loss {metrics['train_loss']:.4f}", f"{metrics['images_per_s']:.0f} img/s"]
+    if "stage" in metrics:
+        parts.append(
+            f"stage {metrics['stage']}: selected {metrics['selected_size']:.0f} "
+            f"(labels right {percent(metrics['selected_precision'])})"
+        )
+    if "consensus_size" in metrics:
+        parts.append(
+            f"consensus {metrics['consensus_size']:.0f} (labels right "
+            f"{percent(metrics['consensus_label_precision'])}), "
+            f"label acc {percent(metrics['label_acc'])}"
+        )
+    if "test_acc" in metrics:
+        parts.append(f"test acc {100 * metrics['test_acc']:.2f} %  F1 {100 * metrics['test_f1']:.2f} %")
+    return "  ".join(parts)
+
+
+def percent(x: float | None) -> str:
+    """'12.3 %', or '-' for a share of nothing (an empty selection has no precision), as the summary."""
+    return "-" if x is None or math.isnan(x) else f"{100 * x:.1f} %"

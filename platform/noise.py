@@ -135,6 +135,7 @@ def make_noisy_labels(
     num_classes: int,
     seed: int,
     cache_dir: Path | None = None,
+    keep: np.ndarray | None = None,
 ) -> NoisyLabels:
     """Apply `spec` to the clean `labels` (int [N]) of `images` (uint8 [N, C, H, W]).
 
@@ -142,6 +143,10 @@ def make_noisy_labels(
     everything they depend on, and a later call with the same inputs reads them back instead of
     recomputing. ``none`` and ``file`` are cheap and are never cached (a cached copy of a file could
     go stale when the file changes).
+
+    `keep` (int [M], indices into the N samples): the subset a run trains on. Noise is still drawn on all
+    N samples, so a sample's noisy label does not depend on which others are kept (and label files, which
+    cover the whole set, line up); the labels returned and the statistics describe the kept ones only.
     """
     _check_num_classes(num_classes)
     clean = _check_labels(labels, num_classes=num_classes, what="clean labels")
@@ -154,6 +159,8 @@ def make_noisy_labels(
         noisy = _generate_cached(
             spec, images=images, clean=clean, num_classes=num_classes, seed=seed, cache_dir=cache_dir
         )
+    if keep is not None:
+        clean, noisy = clean[keep], noisy[keep]
     realised = float(np.mean(noisy != clean)) if len(clean) else 0.0
     return NoisyLabels(
         labels=noisy, realised_rate=realised, transition=transition_matrix(clean, noisy, num_classes)
@@ -191,7 +198,8 @@ def _generate_cached(
     if cached is not None:
         return cached
     noisy = _generate(spec, images=images, clean=clean, num_classes=num_classes, seed=seed)
-    _write_atomically(path, noisy)
+    # Atomically: other runs sharing the cache (a sweep's trials) never read a half-written file.
+    write_with(path, lambda handle: np.save(handle, noisy, allow_pickle=False))
     return noisy
 
 
@@ -222,11 +230,6 @@ def _read_cache(path: Path, *, num_samples: int, num_classes: int) -> np.ndarray
         and (num_samples == 0 or (cached.min() >= 0 and cached.max() < num_classes))
     )
     return cached.astype(np.int64) if valid else None
-
-
-def _write_atomically(path: Path, array: np.ndarray) -> None:
-    # Readers (other trials sharing the cache) never see a half file.
-    write_with(path, lambda handle: np.save(handle, array, allow_pickle=False))
 
 
 # ------------------------------------------------------------------------------------------ generators

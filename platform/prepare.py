@@ -16,7 +16,7 @@ from noisylab.config import RunConfig
 from noisylab.data import ImageSet, load_dataset, source_path
 from noisylab.data.source import DataSource, describe_source
 from noisylab.errors import UserError
-from noisylab.noise import NoiseSpec, NoisyLabels, make_noisy_labels, transition_matrix
+from noisylab.noise import NoisyLabels, make_noisy_labels
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class DataBundle:
     noisy_labels: np.ndarray  # int64 [N]
     test_images: np.ndarray  # uint8 [T, C, H, W]
     test_labels: np.ndarray  # int64 [T]
-    noise: NoisyLabels
+    noise: NoisyLabels  # the noisy labels again, with their realised rate and transition matrix
     source: DataSource | None = None  # where the data was read from, and its fingerprint
     train_index: np.ndarray | None = None  # int64 [N]: each training sample's position in the full set
 
@@ -73,34 +73,28 @@ def prepare_data(cfg: RunConfig) -> DataBundle:
     """Noise is drawn on the whole training set (label files such as CIFAR-10N cover all of it), then
     the subset is taken; the realised rate and transition matrix describe the subset actually used."""
     d = cfg.data
-    spec = NoiseSpec.parse(d.noise)
     root = Path(d.root) if d.root else None
     ds = load_dataset(d.dataset, root, image_size=d.image_size)
     source = describe_source(ds.name, source_path(d.dataset, root), d.name)
     all_x, all_y = ds.train.images.numpy(), ds.train.labels.numpy().astype(np.int64)
     check_geometry(all_x.shape[-2:], d.crop_padding)
-    noisy_all = make_noisy_labels(
-        spec,
+    train_idx = _subset(ds.train, d.train_subset, d.subset_seed)
+    test_idx = _subset(ds.test, d.test_subset, d.subset_seed + 1)
+    noise = make_noisy_labels(
+        d.noise_spec,
         images=all_x,
         labels=all_y,
         num_classes=ds.train.num_classes,
         seed=cfg.seed,
         cache_dir=cache_dir() / "noise",
-    )
-    train_idx = _subset(ds.train, d.train_subset, d.subset_seed)
-    test_idx = _subset(ds.test, d.test_subset, d.subset_seed + 1)
-    clean, noisy = all_y[train_idx], noisy_all.labels[train_idx].astype(np.int64)
-    noise = NoisyLabels(
-        labels=noisy,
-        realised_rate=float((clean != noisy).mean()),
-        transition=transition_matrix(clean, noisy, ds.train.num_classes),
+        keep=train_idx,
     )
     return DataBundle(
         dataset=source.name,
         class_names=ds.train.class_names,
         train_images=np.ascontiguousarray(all_x[train_idx]),
-        clean_labels=clean,
-        noisy_labels=noisy,
+        clean_labels=all_y[train_idx],
+        noisy_labels=noise.labels,
         test_images=np.ascontiguousarray(ds.test.images.numpy()[test_idx]),
         test_labels=ds.test.labels.numpy()[test_idx].astype(np.int64),
         noise=noise,

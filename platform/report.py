@@ -24,7 +24,6 @@ import polars as pl
 
 from noisylab.confdiff import with_config_columns
 from noisylab.errors import UserError
-from noisylab.noise import NoiseSpec
 from noisylab.tables import Titled
 
 METRICS = {"acc": "test_acc", "f1": "test_f1"}
@@ -107,7 +106,7 @@ def planned_cells(study: Any, profile: str) -> pl.DataFrame:
     for point in study.grid_points(profile):
         point = {k: v for k, v in point.items() if k != "seed"}
         cfg = make_config(sweep.run_profile, dict(sweep.overrides) | point)
-        spec = NoiseSpec.parse(cfg.data.noise)
+        spec = cfg.data.noise_spec
         row = {
             "method": cfg.method,
             "model": cfg.model.name,

@@ -13,14 +13,17 @@ import subprocess
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from noisylab.atomic import write_with
 from noisylab.config import RunConfig
-from noisylab.noise import NoiseSpec
-from noisylab.prepare import DataBundle
+
+if TYPE_CHECKING:
+    # Only a type here: prepare imports the dataset loaders and with them torch, which reading a
+    # record (`noisylab show`, `report`, `plot`) must not pay for.
+    from noisylab.prepare import DataBundle
 
 RECORD_FILE = "record.parquet"
 SCHEMA_VERSION = 1
@@ -76,7 +79,7 @@ def build_record(
 ) -> dict[str, Any]:
     """One row. `study` and `params` (the trial's point in the study's search space, as JSON) are set
     for runs made by `noisylab sweep`."""
-    spec = NoiseSpec.parse(cfg.data.noise)
+    spec = cfg.data.noise_spec
     evals = [h for h in history if "test_acc" in h]
     final = evals[-1] if evals else {}
     warm = [h for h in evals if h["phase"] == "warmup"]

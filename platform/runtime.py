@@ -38,6 +38,7 @@ from noisylab.engine import (
     train_epoch,
 )
 from noisylab.errors import UserError
+from noisylab.live import describe
 
 STATE_FILE = "state.pt"
 
@@ -53,6 +54,9 @@ class Context:
     train_images: Tensor  # uint8 [N, C, H, W]
     noisy_labels: Tensor  # int64 [N], the labels training starts from (CPU)
     clean_labels: Tensor  # int64 [N], for diagnostics only: never read by training (CPU)
+    # float64 [C, C], P(noisy = j | clean = i) over these N samples, as `prepare_data` measured it once
+    # (`DataBundle.noise`); for diagnostics only, like `clean_labels` (CPU)
+    noise_transition: Tensor
     test_images: Tensor  # uint8 [T, C, H, W]
     test_labels: Tensor  # int64 [T] (CPU)
     num_classes: int
@@ -425,27 +429,3 @@ def check_finite_loss(metrics: dict[str, Any], step: Step) -> None:
             f"training diverged: the loss became {loss} at {step.place}; the last good "
             "checkpoint is kept: lower the learning rate (--set ...lr=) and start a new run (--name)"
         )
-
-
-def describe(metrics: dict[str, Any]) -> str:
-    """The epoch line of the terminal log: loss, throughput, selection and test figures present."""
-    parts = [f"loss {metrics['train_loss']:.4f}", f"{metrics['images_per_s']:.0f} img/s"]
-    if "stage" in metrics:
-        parts.append(
-            f"stage {metrics['stage']}: selected {metrics['selected_size']:.0f} "
-            f"(labels right {percent(metrics['selected_precision'])})"
-        )
-    if "consensus_size" in metrics:
-        parts.append(
-            f"consensus {metrics['consensus_size']:.0f} (labels right "
-            f"{percent(metrics['consensus_label_precision'])}), "
-            f"label acc {percent(metrics['label_acc'])}"
-        )
-    if "test_acc" in metrics:
-        parts.append(f"test acc {100 * metrics['test_acc']:.2f} %  F1 {100 * metrics['test_f1']:.2f} %")
-    return "  ".join(parts)
-
-
-def percent(x: float | None) -> str:
-    """'12.3 %', or '-' for a share of nothing (an empty selection has no precision), as the summary."""
-    return "-" if x is None or math.isnan(x) else f"{100 * x:.1f} %"

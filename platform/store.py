@@ -143,8 +143,11 @@ def _uri(scheme: str, path: str) -> str:
 
 
 def _read_one(f: _Found) -> pl.DataFrame:
+    # One file, read whole: `ParquetFile` does that without `pq.read_table`'s dataset layer, whose import
+    # pulls in pandas (over a second of a report's start) for partitioning a single file never has.
     try:
-        table = pq.read_table(f.path, filesystem=f.filesystem) if f.filesystem else pq.read_table(f.path)
+        with pq.ParquetFile(f.path, filesystem=f.filesystem) as parquet:  # closed at once: stores hold many
+            table = parquet.read()
     except (pa.ArrowException, OSError) as e:
         raise UserError(
             f"{f.name} is not a readable Parquet file ({_first_line(e)}): it is corrupt or half-copied; "

@@ -10,16 +10,15 @@ and Parquet each gets its own file, `<stem>.<table>.<ext>`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from noisylab.atomic import write_with
+from noisylab.atomic import write_text, write_with
 from noisylab.errors import UserError
 
 FORMATS = ("table", "csv", "parquet", "markdown", "latex")
@@ -157,18 +156,14 @@ def write_tables(tables: Sequence[Titled], fmt: str, output: Path) -> list[Path]
         raise UserError(f"--output {output}: the folder {output.parent} does not exist")
     if fmt in ("markdown", "latex"):
         text = render_text(tables, fmt)
-        _atomic(output, lambda f: f.write(text.encode("utf-8")))
+        write_text(output, text)
         return [output]
     written = []
     for t in tables:
         path = output if len(tables) == 1 else output.with_name(f"{output.stem}.{t.name}{output.suffix}")
         if fmt == "csv":
-            _atomic(path, t.export.write_csv)
+            write_with(path, t.export.write_csv)
         else:
-            _atomic(path, t.export.write_parquet)
+            write_with(path, t.export.write_parquet)
         written.append(path)
     return written
-
-
-def _atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    write_with(path, write)

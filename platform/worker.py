@@ -85,6 +85,7 @@ def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, *, in_ray:
         train_images=train_images,
         noisy_labels=_tensor(bundle.noisy_labels),
         clean_labels=_tensor(bundle.clean_labels),
+        noise_transition=_tensor(bundle.noise.transition),
         test_images=_tensor(bundle.test_images).to(world.device),
         test_labels=_tensor(bundle.test_labels),
         num_classes=bundle.num_classes,

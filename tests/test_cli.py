@@ -180,3 +180,52 @@ def test_a_logger_without_its_package_is_one_line(
     result = runner.invoke(app, [*digits_args(digits_npz, tmp_path), "--logger", "wandb"])
     assert result.exit_code == 2 and "unknown --logger 'wandb'" in result.stderr
     assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+# Reading commands must start fast: torch alone takes seconds to import on a small machine, Ray as
+# long again, and pandas (pulled in by pyarrow's dataset layer) over a second. None of them is
+# needed to read, tabulate or draw records.
+HEAVY_MODULES = ("torch", "torchvision", "timm", "ray", "pandas")
+_REPORT_LOADED = """
+import atexit, json, sys
+atexit.register(lambda: print("LOADED " + json.dumps(sorted(m for m in {heavy!r} if m in sys.modules))))
+from noisylab.cli import main
+sys.argv = ["noisylab", *{args!r}]
+main()
+"""
+
+
+def _heavy_modules_loaded(args: list[str]) -> list[str]:
+    """Run `noisylab ARGS` in a fresh interpreter; the heavy modules imported when it exits."""
+    code = _REPORT_LOADED.format(heavy=HEAVY_MODULES, args=args)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("LOADED ")]
+    loaded: list[str] = json.loads(line.removeprefix("LOADED "))
+    return loaded
+
+
+def test_reading_commands_import_neither_torch_nor_ray(tmp_path: Path) -> None:
+    from record_factory import iteration, make_record, stage, write_run
+
+    from noisylab.live import METRICS_FILE, append_metrics
+
+    runs = tmp_path / "runs"
+    finished = write_run(runs, make_record(stages=[stage(1, 1, 0.9)], iterations=[iteration(1, 0.9, 0.8)]))
+    write_run(runs, make_record(method="ce", seed=1, test_acc=0.6))
+    unfinished = tmp_path / "unfinished"  # a run that crashed after one epoch: config and metrics only
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text(json.dumps(RunConfig().to_dict()))
+    append_metrics(
+        unfinished / METRICS_FILE,
+        {"step": 0, "phase": "warmup", "iteration": 0, "epoch": 1, "train_loss": 1.0, "images_per_s": 9.0},
+    )
+    for args in (
+        ["report", "--help"],
+        ["report", str(runs), "--table", "all", "--vs-paper"],
+        ["report", "--study", "paper_table2"],
+        ["show", str(finished.parent)],
+        ["show", str(unfinished)],
+        ["plot", str(runs), "--output", str(tmp_path / "figures")],
+    ):
+        assert _heavy_modules_loaded(args) == [], args

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from noisylab.config import RunConfig, field_paths, parse_assignment, validate, with_overrides
@@ -21,6 +23,16 @@ def test_defaults_are_the_report_numbers() -> None:
     assert cfg.refine.copies == 2
     assert cfg.loss.main == "swce" and cfg.loss.swce_detach
     validate(cfg, methods=METHODS)
+
+
+def test_the_noise_is_parsed_once_per_config_and_never_saved() -> None:
+    cfg = with_overrides(RunConfig(), {"data.noise": "sym:0.25"})
+    spec = cfg.data.noise_spec
+    assert (spec.kind, spec.rate) == ("symmetric", 0.25) and cfg.data.noise_spec is spec
+    assert "noise_spec" not in cfg.to_dict()["data"]
+    assert cfg.fingerprint() == with_overrides(RunConfig(), {"data.noise": "sym:0.25"}).fingerprint()
+    assert pickle.loads(pickle.dumps(cfg)).data.noise_spec == spec  # as Ray hands it to workers
+    assert with_overrides(cfg, {"data.noise": "none"}).data.noise_spec.kind == "none"  # a new config
 
 
 def test_overrides_coerce_text_to_field_types() -> None:

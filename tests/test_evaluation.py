@@ -5,7 +5,7 @@ import math
 import torch
 
 from noisylab.evaluation import class_accuracy
-from noisylab.runtime import describe
+from noisylab.live import describe
 
 
 def test_class_accuracy_is_per_class_recall() -> None:

@@ -233,6 +233,18 @@ def test_transition_rows_sum_to_one(text: str) -> None:
     assert result.realised_rate == pytest.approx(realised)
 
 
+@pytest.mark.parametrize("text", ["idn:0.3", "sym:0.5", "none"])
+def test_a_kept_subset_is_drawn_with_the_whole_set_and_described_alone(text: str) -> None:
+    images, labels = _random_data(600, 5)
+    spec = NoiseSpec.parse(text)
+    whole = noise.make_noisy_labels(spec, images=images, labels=labels, num_classes=5, seed=3)
+    keep = np.sort(np.random.default_rng(0).choice(600, size=150, replace=False))
+    kept = noise.make_noisy_labels(spec, images=images, labels=labels, num_classes=5, seed=3, keep=keep)
+    assert kept.labels.dtype == np.int64 and np.array_equal(kept.labels, whole.labels[keep])
+    assert kept.realised_rate == float(np.mean(whole.labels[keep] != labels[keep]))
+    assert np.array_equal(kept.transition, noise.transition_matrix(labels[keep], whole.labels[keep], 5))
+
+
 def test_none_keeps_labels() -> None:
     images, labels = _random_data(50, 3)
     result = noise.make_noisy_labels(NoiseSpec("none"), images=images, labels=labels, num_classes=3, seed=0)

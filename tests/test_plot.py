@@ -109,7 +109,7 @@ def test_configurations_are_separate_lines(tmp_path: Path) -> None:
 
 
 def test_epoch_line_says_dash_for_an_empty_selection() -> None:
-    from noisylab.runtime import describe
+    from noisylab.live import describe
 
     line = describe(
         {

@@ -39,7 +39,6 @@ from torch import Tensor
 from noisylab import losses
 from noisylab.config import RunConfig
 from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step, to_device
-from noisylab.noise import NoiseSpec
 from noisylab.runtime import Context, TrainState, train_one_epoch
 from noisylab.twins import MEMBERS, both, evaluate_twin
 
@@ -48,7 +47,7 @@ def forget_rate(cfg: RunConfig) -> float:
     """τ: `coteaching.forget_rate`, or the run's noise rate (0 for `none`)."""
     if cfg.coteaching.forget_rate is not None:
         return cfg.coteaching.forget_rate
-    spec = NoiseSpec.parse(cfg.data.noise)
+    spec = cfg.data.noise_spec
     if spec.kind == "file":  # config.validate refuses this earlier, with the fix
         raise ValueError("label-file noise has no rate: set coteaching.forget_rate")
     return spec.rate

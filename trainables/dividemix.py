@@ -112,11 +112,7 @@ def paper_lambda_u(dataset: str, noise: NoiseSpec) -> float:
 
 def lambda_u(cfg: RunConfig) -> float:
     d = cfg.dividemix
-    return (
-        d.lambda_u
-        if d.lambda_u is not None
-        else paper_lambda_u(cfg.data.dataset, NoiseSpec.parse(cfg.data.noise))
-    )
+    return d.lambda_u if d.lambda_u is not None else paper_lambda_u(cfg.data.dataset, cfg.data.noise_spec)
 
 
 def warmup_epochs(cfg: RunConfig) -> int:
@@ -131,14 +127,14 @@ def loss_window(cfg: RunConfig) -> int:
     """Epochs of normalised losses averaged before the GMM: the field, or 5 at noise rates ≥ 0.9, else 1."""
     if cfg.dividemix.loss_window is not None:
         return cfg.dividemix.loss_window
-    spec = NoiseSpec.parse(cfg.data.noise)
+    spec = cfg.data.noise_spec
     return _AVERAGED_EPOCHS if spec.kind != "file" and spec.rate >= _AVERAGED_FROM_RATE else 1
 
 
 def confidence_penalty(cfg: RunConfig) -> bool:
     if cfg.dividemix.confidence_penalty is not None:
         return cfg.dividemix.confidence_penalty
-    return NoiseSpec.parse(cfg.data.noise).kind == "pair"
+    return cfg.data.noise_spec.kind == "pair"
 
 
 # ---- pure pieces ---------------------------------------------------------------------------------

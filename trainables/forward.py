@@ -13,9 +13,10 @@ Loss Correction Approach" (CVPR).
 
 Budget: the paper trains two networks in full; here the two phases split `cfg.baseline_epochs` (phase 1
 gets the smaller half), so `forward` costs what `ce` costs. Both phases use `baseline.lr` and
-`baseline.weight_decay`. The estimate's error against the run's realised transition matrix (from the
-diagnostic clean labels, never read by training) is recorded as `transition_error` =
-Σ|T̂ − T| / Σ|T| (the entry-wise L1 error of Xia et al. 2019).
+`baseline.weight_decay`. The estimate's error against the run's realised transition matrix
+(`Context.noise_transition`, measured from the diagnostic clean labels when the data was prepared, never
+read by training) is recorded as `transition_error` = Σ|T̂ − T| / Σ|T| (the entry-wise L1 error of Xia
+et al. 2019).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from noisylab.config import RunConfig
 from noisylab.engine import Step, scan
 from noisylab.evaluation import EVAL_BATCH, evaluate
 from noisylab.models import Network, build_network
-from noisylab.noise import transition_matrix
 from noisylab.runtime import Context, TrainState, train_one_epoch
 
 TRANSITION_KEY = "transition"
@@ -120,8 +120,7 @@ class ForwardMethod:
         )  # (N, C), identical on every rank
         estimate = estimate_transition(probs, percentile=ctx.cfg.forward.percentile)
         state.extra[TRANSITION_KEY] = estimate
-        truth = transition_matrix(ctx.clean_labels.numpy(), ctx.noisy_labels.numpy(), ctx.num_classes)
         return {
-            "transition_error": transition_error(estimate, torch.from_numpy(truth)),
+            "transition_error": transition_error(estimate, ctx.noise_transition),
             "transition_estimate": estimate.tolist(),
         }
