@@ -62,9 +62,13 @@ def record_of(method: str, npz: Path, storage: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--methods", nargs="*", help="default: every method that is not a variant, and paper_byol")
+    parser.add_argument(
+        "--methods", nargs="*", help="default: every method that is not a variant, and paper_byol"
+    )
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
     args = parser.parse_args()
     if args.compare:
