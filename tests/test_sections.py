@@ -13,9 +13,18 @@ from typing import Any
 import pytest
 from helpers import digits_config
 
-from noisylab.config import RunConfig, field_paths, load_config_json, resolve, unresolved, validate
+from noisylab.config import (
+    RunConfig,
+    field_paths,
+    load_config_json,
+    resolve,
+    unresolved,
+    validate,
+    with_overrides,
+)
 from noisylab.configfile import load_config, read_overrides
 from noisylab.errors import UserError
+from noisylab.fielddocs import describe_fields
 from noisylab.noise import NoiseSpec
 from noisylab.profiles import make_config
 from noisylab.runner import CONFIG_FILE, execute
@@ -196,6 +205,12 @@ def test_a_saved_config_reads_back_resolved_old_or_new(tmp_path: Path) -> None:
     broken.write_text(json.dumps(cfg.to_dict() | {"resolved": "dividemix.lambda_u"}))
     with pytest.raises(UserError, match="'resolved' must be a list"):
         read_overrides(broken)
+
+
+def test_the_resolved_list_is_noisylabs_to_write_not_a_setting() -> None:
+    assert "resolved" not in field_paths() and "resolved" not in describe_fields()
+    with pytest.raises(UserError, match="unknown config field 'resolved'"):
+        with_overrides(RunConfig(), {"resolved": "[]"})
 
 
 def test_a_saved_config_that_names_an_unknown_field_as_resolved_still_loads() -> None:
