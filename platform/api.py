@@ -36,13 +36,14 @@ def run(
     """Train one run to the end (or resume it, or return its record when it had finished) and return
     its result record. `config`: a RunConfig, a saved config.json / overrides file, or None; keyword
     `overrides` use '__' for '.' (refine__threshold=0.5) and may name `profile`."""
-    from noisylab.config import validate, with_overrides
+    from noisylab.config import unresolved, validate, with_overrides
     from noisylab.runner import execute
     from noisylab.trainables import method_names
 
     if isinstance(config, RunConfig):
         given = {k.replace("__", "."): v for k, v in overrides.items()}
-        cfg = validate(with_overrides(config, given), methods=method_names())
+        # Unresolved first: the paper defaults `config` holds were chosen for its own noise and budget.
+        cfg = validate(with_overrides(unresolved(config), given), methods=method_names())
     else:
         cfg = load_config(config, **overrides)
     outcome = execute(

@@ -565,7 +565,8 @@ def labels(
 @app.command()
 def fields() -> None:
     """List every config field that --set (and sweeps, and --config files) can change: its type, its
-    default before a profile, and what it means (from the comments of noisylab/config.py).
+    default before a profile, and what it means (from the comments of noisylab/config.py and of the
+    section modules, noisylab/sections/).
 
     Examples: noisylab fields ; noisylab run --set refine.threshold=0.5
     """

@@ -6,6 +6,12 @@ the seed alone, so every record gets a `config_key` (its whole config less the s
 `paper_focal` run is not labelled `loss.main=focal`). Fields a table already shows as columns (method,
 model, dataset, noise, profile) are left out of the label, and so are fields every record of one sweep
 shares (the study's own settings): what is left is what a reader needs to tell rows apart.
+
+A method's paper defaults that depend on the run (DivideMix's λ_u, Co-teaching's forget rate, the
+baseline's budget; `noisylab.sections`) are compared resolved on both sides: a record's config as its run
+used it (a record saved before resolution existed is resolved here the same way), the defaults resolved
+for the run's own dataset and noise. A field the run's rules chose is never a difference: what the user
+changed is the input the rule read (the budget a forward split follows, say), and that is labelled.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from noisylab.config import RunConfig
+from noisylab.config import DataConfig, RunConfig, resolve
 from noisylab.errors import UserError
 
 # Never part of the label: the seed (what a cell pools over), the table's own columns, and where the
@@ -43,23 +49,57 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-@lru_cache(maxsize=64)
-def _defaults(profile: str, method: str) -> dict[str, Any]:
+def resolved_flat(config: RunConfig | dict[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
+    """(the flat config with the values its run used, the paths of those its method's rules chose). A
+    saved config this version cannot read (a field it no longer has) is taken as it is."""
+    if isinstance(config, dict):
+        try:
+            config = RunConfig.from_dict(config)
+        except UserError:
+            flat = flatten(config)
+            chosen = flat.pop("resolved", None)
+            return flat, frozenset(chosen) if isinstance(chosen, list) else frozenset()
+    run = resolve(config)
+    flat = flatten(run.to_dict())
+    del flat["resolved"]
+    return flat, frozenset(run.resolved)
+
+
+@lru_cache(maxsize=256)
+def _defaults(profile: str, method: str, dataset: str, noise: str) -> dict[str, Any]:
+    """The flat defaults of `method` under `profile`, its rules resolved for the run's dataset and noise;
+    the dataset and noise fields themselves stay the profile's (`noisylab show` lists them when they
+    differ)."""
     from noisylab.profiles import make_config
 
     try:
-        cfg = make_config(profile, {"method": method})
+        plain = make_config(profile, {"method": method})
+        cfg = make_config(profile, {"method": method, "data.dataset": dataset, "data.noise": noise})
     except UserError:  # a profile this version no longer has: compare with the bare defaults
-        cfg = RunConfig(profile=profile, method=method)
-    return flatten(cfg.to_dict())
+        plain = RunConfig(profile=profile, method=method)
+        cfg = resolve(
+            RunConfig(profile=profile, method=method, data=DataConfig(dataset=dataset, noise=noise))
+        )
+    flat = flatten(cfg.to_dict())
+    del flat["resolved"]
+    return flat | {"data.dataset": plain.data.dataset, "data.noise": plain.data.noise}
 
 
 def differences(cfg: RunConfig | dict[str, Any]) -> dict[str, Any]:
     """The dotted-path fields of `cfg` whose value differs from its method's defaults under its profile
-    (the seed, method and profile themselves excluded)."""
-    flat = _comparable(flatten(cfg.to_dict() if isinstance(cfg, RunConfig) else cfg))
-    base = _defaults(str(flat.get("profile", "gpu")), str(flat.get("method", "paper")))
-    skip = ("seed", "method", "profile")
+    (the seed, method and profile themselves excluded, and the fields its method's rules chose)."""
+    return _differences(*resolved_flat(cfg))
+
+
+def _differences(flat: dict[str, Any], chosen: frozenset[str]) -> dict[str, Any]:
+    flat = _comparable(flat)
+    base = _defaults(
+        str(flat.get("profile", "gpu")),
+        str(flat.get("method", "paper")),
+        str(flat.get("data.dataset", DataConfig.dataset)),
+        str(flat.get("data.noise", DataConfig.noise)),
+    )
+    skip = {"seed", "method", "profile"} | chosen
     return {k: v for k, v in sorted(flat.items()) if k not in skip and base.get(k, object()) != v}
 
 
@@ -90,14 +130,16 @@ def with_config_columns(records: pl.DataFrame) -> pl.DataFrame:
     configs = [_parse(c) for c in _column(records, "config_json")]
     studies = _column(records, "study")
     data_fps = _column(records, "data_fingerprint")
-    diffs = [differences(c) if c is not None else {} for c in configs]
+    # Resolved, so a record saved with None and one saved with the values its rules chose are one config.
+    used = [resolved_flat(c) if c is not None else None for c in configs]
+    diffs = [_differences(*u) if u is not None else {} for u in used]
     shared = _shared_within_study(studies, diffs)
     keys, labels = [], []
-    for config, study, fp, diff in zip(configs, studies, data_fps, diffs, strict=True):
-        if config is None:
+    for u, study, fp, diff in zip(used, studies, data_fps, diffs, strict=True):
+        if u is None:
             keys.append("")
         else:
-            flat = {k: v for k, v in _comparable(flatten(config)).items() if k not in ("seed", "data.root")}
+            flat = {k: v for k, v in _comparable(u[0]).items() if k not in ("seed", "data.root")}
             keys.append(json.dumps(flat, sort_keys=True) + (fp or flat.get("data.root", "") or ""))
         drop = shared.get(study, {}) if study is not None else {}
         labels.append(label({k: v for k, v in diff.items() if drop.get(k, _ABSENT) != v}))

@@ -6,6 +6,11 @@ path (`refine.threshold`, `warmup.lr`). Workers receive the `RunConfig` object i
 Defaults are the report's ("Improving Training For Noisy Labels"); where the report is silent the
 choice is named in the field's comment. Profiles (`profiles.py`) shrink a run for a CPU without
 dropping a phase.
+
+This module holds the sections every method shares (data, model, pre-training, warm-up, refinement,
+losses) and the run's own settings. Each baseline's section, with its paper defaults, the rules that
+resolve them and its checks, is a module of `noisylab.sections`; `resolve` applies those rules once, at
+the edge (`validate`, `profiles.make_config`), so a config that reaches a run holds the values it uses.
 """
 
 from __future__ import annotations
@@ -18,11 +23,20 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 from noisylab.errors import UserError
+from noisylab.sections import SECTIONS
+from noisylab.sections.baseline import BaselineConfig
+from noisylab.sections.c2d import C2DConfig
+from noisylab.sections.coteaching import CoteachingConfig
+from noisylab.sections.dividemix import DivideMixConfig
+from noisylab.sections.forward import ForwardConfig
+from noisylab.sections.mixup import MixupConfig
+from noisylab.sections.paper_dividemix import PaperDivideMixConfig
+from noisylab.sections.rules import positive
 
 if TYPE_CHECKING:
     from noisylab.noise import NoiseSpec
@@ -32,7 +46,6 @@ SelectionLoss = Literal["nce_mae", "swce_focal"]
 MaeScale = Literal["report", "apl"]
 WarmupLoss = Literal["main", "ce"]
 SwceNorm = Literal["none", "class"]
-LabelledLoss = Literal["ce", "swce"]
 Stem = Literal["auto", "cifar", "imagenet"]
 EvalEvery = Literal["epoch", "phase"]
 Optimizer = Literal["adamw", "adam", "sgd"]
@@ -133,93 +146,7 @@ class LossConfig:
     apl_beta: float = 1.0  # β, weight of 1 − p_y
 
 
-@dataclass(frozen=True)
-class BaselineConfig:
-    """Plain supervised training (`--method ce`): by default the same number of supervised epochs
-    as the pipeline's warm-up plus refinement, from scratch."""
-
-    epochs: int | None = None  # None: warmup.epochs + sum(refine.epochs)
-    lr: float = 1e-3  # Adam; the setting of the published Fashion-MNIST CE anchors (Yao et al. 2021)
-    weight_decay: float = 0.0
-
-
-@dataclass(frozen=True)
-class MixupConfig:
-    """`--method mixup` (Zhang et al. 2018): the baseline's budget and optimiser, mixed batches."""
-
-    alpha: float = 1.0  # λ ~ Beta(α, α); the mixup paper's CIFAR-10/100 value (§3.2); 0 turns mixing off
-
-
-@dataclass(frozen=True)
-class ForwardConfig:
-    """`--method forward` (Patrini et al. 2017): CE, estimate T from anchor points, retrain with T.
-
-    Both phases use `baseline.lr` / `baseline.weight_decay`; by default they split the baseline's epochs
-    (phase 1 gets the smaller half), so the whole run costs what `ce` costs."""
-
-    estimate_epochs: int | None = None  # phase 1 (CE on the noisy labels); None: baseline epochs // 2
-    train_epochs: int | None = None  # phase 2 (forward-corrected loss); None: the rest of the budget
-    percentile: float = 97.0  # anchor of class i: the sample at this percentile of p(i|x); the paper's
-    # CIFAR choice (100 = the arg-max, the paper's rule for the other datasets)
-
-
-@dataclass(frozen=True)
-class CoteachingConfig:
-    """`--method coteaching` (Han et al. 2018): two networks, each updated on the small-loss part of every
-    batch that the OTHER one picks. Budget and optimiser: the baseline's (`baseline.*`, `optimizer`)."""
-
-    # τ: once R(t) has ramped up, this fraction of every batch is dropped. None: the run's noise rate
-    # (the paper sets τ = ε, the noise rate); label-file noise has no rate before the run, so set it.
-    forget_rate: float | None = None
-    gradual_epochs: int = 10  # T_k in R(t) = τ·min(t/T_k, 1), t = epochs done; the paper's T_k = 10
-
-
-@dataclass(frozen=True)
-class DivideMixConfig:
-    """`--method dividemix` (Li, Socher, Hoi 2020). Budget: `baseline_epochs` in all, warm-up included;
-    `baseline.lr`/`weight_decay` and the run's `optimizer`. Defaults: the paper's CIFAR settings."""
-
-    # CE epochs on both networks before the first division. None: the paper's 10 (CIFAR-10) or 30
-    # (CIFAR-100; 10 for any other dataset), at most half of the run's epochs.
-    warmup_epochs: int | None = None
-    # λ_u, weight of the unlabelled MSE. None: the paper's value for the dataset and noise rate (the rule
-    # in trainables/dividemix.py); label-file noise has no rate before the run, so set it.
-    lambda_u: float | None = None
-    p_threshold: float = 0.5  # τ: a sample is labelled when its clean probability exceeds it (paper)
-    temperature: float = 0.5  # T of the sharpening p^(1/T) / Σ p^(1/T) (paper)
-    alpha: float = 4.0  # MixMatch's λ ~ Beta(α, α), λ' = max(λ, 1 − λ) (paper)
-    rampup_epochs: int = 16  # λ_u grows linearly from 0 over this many epochs after warm-up (official code)
-    prior_weight: float = 1.0  # λ_r, weight of the uniform-prior regulariser (paper: 1)
-    # Warm-up confidence penalty −H(p) (added to CE). None: on for pair (asymmetric) noise only, as in
-    # the paper, whose symmetric-noise runs train without it.
-    confidence_penalty: bool | None = None
-    # Epochs of min-max normalised losses averaged before each GMM fit. None: 5 at noise rates ≥ 0.9,
-    # else 1 (the official code averages the last 5 epochs at 90 % noise only).
-    loss_window: int | None = None
-    gmm_iterations: int = 10  # EM rounds (the official code's GaussianMixture max_iter)
-    gmm_tol: float = 1e-2  # stop when the mean log-likelihood changes by less (official code)
-    gmm_reg_covar: float = 5e-4  # added to each component's variance, in normalised-loss units² (official)
-
-
-@dataclass(frozen=True)
-class C2DConfig:
-    """`--method c2d` (Zheltonozhskii et al. 2022, "Contrast to Divide", WACV): one SimCLR encoder
-    (`pretrain.*`) loaded into both DivideMix networks, a short CE warm-up with gradient clipping, then
-    DivideMix unchanged (`dividemix.*`). Budget after pre-training: `baseline_epochs`, warm-up included."""
-
-    warmup_epochs: int = 5  # C2D's warm-up (DivideMix's own is 10 on CIFAR-10)
-    grad_clip: float = 1.0  # max global gradient norm during warm-up (C2D's value); 0 turns it off
-
-
-@dataclass(frozen=True)
-class PaperDivideMixConfig:
-    """`--method paper_dividemix`: the report's pipeline on top of DivideMix (trainables/paper_dividemix.py).
-    Schedule, thresholds and learning rates: `pretrain.*`, `warmup.*`, `refine.*`; DivideMix's division
-    and MixMatch: `dividemix.*`."""
-
-    # The labelled part of MixMatch: ce = DivideMix's soft cross entropy; swce = the same weighted by the
-    # network's detached confidence in its target, ⟨p, t⟩ (= p_y for a one-hot target), as SWCE.
-    loss: LabelledLoss = "swce"
+DERIVED = "derived"  # dataclass field metadata: written by noisylab itself, not a setting (no --set)
 
 
 @dataclass(frozen=True)
@@ -253,24 +180,11 @@ class RunConfig:
     dividemix: DivideMixConfig = field(default_factory=DivideMixConfig)
     c2d: C2DConfig = field(default_factory=C2DConfig)
     paper_dividemix: PaperDivideMixConfig = field(default_factory=PaperDivideMixConfig)
-
-    # ---- derived -------------------------------------------------------------------------
-    @property
-    def baseline_epochs(self) -> int:
-        if self.baseline.epochs is not None:
-            return self.baseline.epochs
-        return self.warmup.epochs + sum(self.refine.epochs)
-
-    @property
-    def forward_epochs(self) -> tuple[int, int]:
-        """(phase-1, phase-2) epochs of `--method forward`; unset ones share `baseline_epochs`."""
-        f, total = self.forward, self.baseline_epochs
-        if f.estimate_epochs is not None:
-            first = f.estimate_epochs
-        else:
-            first = total - f.train_epochs if f.train_epochs is not None else total // 2
-        second = f.train_epochs if f.train_epochs is not None else total - first
-        return first, second
+    # The dotted paths of the None-means-default fields that `resolve` filled with the value this run uses
+    # (its method's rule: the paper's λ_u for this noise, the baseline's budget...). Written by `resolve`
+    # only, never set by hand; `unresolved` empties them again, so a config re-used with another noise
+    # rate or budget has its rules choose again. Not part of the fingerprint: it computes nothing.
+    resolved: tuple[str, ...] = field(default=(), metadata={DERIVED: True})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -279,8 +193,9 @@ class RunConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes what a run computes (all fields: workers split batches)."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+        """Hash of everything that changes what a run computes (every setting: workers split batches)."""
+        settings = {k: v for k, v in self.to_dict().items() if k != "resolved"}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
@@ -297,6 +212,8 @@ def field_paths(cls: type = RunConfig, prefix: str = "") -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     out: dict[str, Any] = {}
     for f in fields(cls):
+        if f.metadata.get(DERIVED):
+            continue
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
             out.update(field_paths(tp, f"{prefix}{f.name}."))  # type: ignore[arg-type]
@@ -415,33 +332,79 @@ def _build(cls: type[C], data: dict[str, Any], prefix: str) -> C:
     return cls(**kwargs)
 
 
+# ---- resolution: each method's paper defaults, applied once at the edge ----------------------------
+
+
+def resolve(cfg: RunConfig) -> RunConfig:
+    """`cfg` with the None-means-default fields of every section its method uses (`noisylab.sections`)
+    replaced by the values the run will use, and their paths added to `resolved`. Sections the method
+    does not use keep their None. Idempotent: a resolved config comes back unchanged."""
+    from noisylab.variants import base_method
+
+    base = base_method(cfg.method)
+    out = cfg
+    for section in SECTIONS:
+        if base in section.methods:
+            out = section.resolve(out)
+    filled = {path for path in _nullable_paths() if _get_path(cfg, path) is None}
+    filled = {path for path in filled if _get_path(out, path) is not None}
+    if not filled:
+        return out
+    return replace(out, resolved=tuple(sorted(set(cfg.resolved) | filled)))
+
+
+def unresolved(cfg: RunConfig) -> RunConfig:
+    """`cfg` with the fields `resolve` filled set back to None: what to change a resolved config from,
+    so that its rules choose again for the new noise, dataset or budget (`api.run` does this)."""
+    paths = field_paths()
+    for path in cfg.resolved:
+        if path in paths:  # a saved config from another version may name a field this one lacks
+            cfg = _set_path(cfg, path.split("."), None)
+    return replace(cfg, resolved=())
+
+
+@lru_cache(maxsize=1)
+def _nullable_paths() -> tuple[str, ...]:
+    """The section fields that may be None, i.e. that a rule may resolve."""
+    return tuple(p for p, tp in field_paths().items() if "." in p and type(None) in get_args(tp))
+
+
+def _get_path(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 # ---- validation ---------------------------------------------------------------------------
 
 
 def validate(cfg: RunConfig, *, methods: tuple[str, ...]) -> RunConfig:
-    """Check every cross-field rule once, at the edge; raise UserError with the fix."""
+    """Check every cross-field rule once, at the edge; raise UserError with the fix. Returns `cfg`
+    resolved (`resolve`): the config to run, save and record."""
     if cfg.method not in methods:
         raise UserError(f"unknown method '{cfg.method}': choose one of {', '.join(methods)}")
     _validate_floats(cfg)
     for name, seed in (("seed", cfg.seed), ("data.subset_seed", cfg.data.subset_seed)):
         if not 0 <= seed < 2**32:  # numpy's and torch's seeders take unsigned 32-bit seeds at least
             raise UserError(f"{name} must lie in 0..{2**32 - 1}, got {seed}")
-    _positive("batch_size", cfg.batch_size, minimum=2)
+    positive("batch_size", cfg.batch_size, minimum=2)
     cfg.data.noise_spec  # noqa: B018 - parsing checks the kind and the rate
     if cfg.workers < 0:
         raise UserError(f"workers must be ≥ 0, got {cfg.workers}")
     if cfg.workers > 1 and cfg.batch_size < 2 * cfg.workers:
         raise UserError(f"batch_size {cfg.batch_size} is too small for {cfg.workers} workers")
+    if not 0.0 <= cfg.sgd_momentum < 1.0:
+        raise UserError(f"sgd_momentum must lie in [0, 1), got {cfg.sgd_momentum}")
     d = cfg.data
     for name, value in (("data.train_subset", d.train_subset), ("data.test_subset", d.test_subset)):
         if value is not None:
-            _positive(name, value, minimum=2)
+            positive(name, value, minimum=2)
     if d.crop_padding < 0:
         raise UserError(f"data.crop_padding must be ≥ 0, got {d.crop_padding}")
     if d.image_size is not None:
-        _positive("data.image_size", d.image_size, minimum=8)
-    _positive("model.width", cfg.model.width, minimum=1)
-    _positive("model.proj_dim", cfg.model.proj_dim, minimum=1)
+        positive("data.image_size", d.image_size, minimum=8)
+    positive("model.width", cfg.model.width, minimum=1)
+    positive("model.proj_dim", cfg.model.proj_dim, minimum=1)
     for name, value in (
         ("pretrain.epochs", cfg.pretrain.epochs),
         ("warmup.epochs", cfg.warmup.epochs),
@@ -453,13 +416,19 @@ def validate(cfg: RunConfig, *, methods: tuple[str, ...]) -> RunConfig:
             raise UserError(f"{name} must be > 0, got {lr}")
     if cfg.pretrain.temperature <= 0:
         raise UserError(f"pretrain.temperature must be > 0, got {cfg.pretrain.temperature}")
+    p = cfg.pretrain
+    for name, tau in (("pretrain.byol_tau", p.byol_tau), ("pretrain.byol_tau_final", p.byol_tau_final)):
+        if not 0.0 <= tau <= 1.0:
+            raise UserError(f"{name} must lie in [0, 1] (an EMA rate), got {tau}")
     _validate_refine(cfg.refine)
-    if cfg.baseline.epochs is not None:
-        _positive("baseline.epochs", cfg.baseline.epochs, minimum=1)
     if cfg.loss.focal_gamma < 0:
         raise UserError(f"loss.focal_gamma must be ≥ 0, got {cfg.loss.focal_gamma}")
-    _validate_methods(cfg)
-    _validate_two_networks(cfg)
+    for name, weight in (("loss.apl_alpha", cfg.loss.apl_alpha), ("loss.apl_beta", cfg.loss.apl_beta)):
+        if weight < 0:
+            raise UserError(f"{name} must be ≥ 0, got {weight}")
+    cfg = resolve(cfg)
+    for section in SECTIONS:  # every section's values, used by this method or not
+        section.check(cfg)
     return cfg
 
 
@@ -482,103 +451,6 @@ def _validate_floats(cfg: RunConfig) -> None:
             raise UserError(f"config field '{path}' must be a finite number, got {value}")
         if _NON_NEGATIVE.search(path.rsplit(".", 1)[-1]) and any(v < 0 for v in floats):
             raise UserError(f"config field '{path}' must be ≥ 0, got {value}")
-
-
-def _validate_methods(cfg: RunConfig) -> None:
-    """Settings of the baselines and of BYOL pre-training."""
-    p = cfg.pretrain
-    for name, tau in (("pretrain.byol_tau", p.byol_tau), ("pretrain.byol_tau_final", p.byol_tau_final)):
-        if not 0.0 <= tau <= 1.0:
-            raise UserError(f"{name} must lie in [0, 1] (an EMA rate), got {tau}")
-    for name, weight in (("loss.apl_alpha", cfg.loss.apl_alpha), ("loss.apl_beta", cfg.loss.apl_beta)):
-        if weight < 0:
-            raise UserError(f"{name} must be ≥ 0, got {weight}")
-    if cfg.mixup.alpha < 0:
-        raise UserError(f"mixup.alpha must be ≥ 0 (0 turns mixing off), got {cfg.mixup.alpha}")
-    f = cfg.forward
-    if not 0.0 < f.percentile <= 100.0:
-        raise UserError(f"forward.percentile must lie in (0, 100], got {f.percentile}")
-    if cfg.method == "forward":
-        first, second = cfg.forward_epochs
-        if first < 1 or second < 1:
-            raise UserError(
-                f"forward needs at least 1 epoch in each phase, got {first} + {second} "
-                f"(of {cfg.baseline_epochs} baseline epochs): set forward.estimate_epochs and "
-                "forward.train_epochs, or raise baseline.epochs"
-            )
-
-
-def _validate_two_networks(cfg: RunConfig) -> None:
-    """Co-teaching and DivideMix settings, and the optimiser's momentum."""
-    if not 0.0 <= cfg.sgd_momentum < 1.0:
-        raise UserError(f"sgd_momentum must lie in [0, 1), got {cfg.sgd_momentum}")
-    file_noise = cfg.data.noise_spec.kind == "file"
-    c = cfg.coteaching
-    if c.forget_rate is not None and not 0.0 <= c.forget_rate < 1.0:
-        raise UserError(f"coteaching.forget_rate must lie in [0, 1), got {c.forget_rate}")
-    _positive("coteaching.gradual_epochs", c.gradual_epochs, minimum=1)
-    if cfg.method == "coteaching" and c.forget_rate is None and file_noise:
-        raise UserError(
-            "coteaching needs coteaching.forget_rate with label-file noise (its noise rate is unknown "
-            "before the run): add e.g. --set coteaching.forget_rate=0.2"
-        )
-    d = cfg.dividemix
-    for name, value, ok, rule in (
-        ("dividemix.p_threshold", d.p_threshold, 0.0 < d.p_threshold < 1.0, "lie in (0, 1)"),
-        ("dividemix.temperature", d.temperature, d.temperature > 0, "be > 0"),
-        ("dividemix.alpha", d.alpha, d.alpha >= 0, "be ≥ 0 (0 turns mixing off)"),
-        ("dividemix.lambda_u", d.lambda_u, d.lambda_u is None or d.lambda_u >= 0, "be ≥ 0"),
-        ("dividemix.rampup_epochs", d.rampup_epochs, d.rampup_epochs >= 0, "be ≥ 0"),
-        ("dividemix.prior_weight", d.prior_weight, d.prior_weight >= 0, "be ≥ 0"),
-        ("dividemix.gmm_tol", d.gmm_tol, d.gmm_tol >= 0, "be ≥ 0"),
-        ("dividemix.gmm_reg_covar", d.gmm_reg_covar, d.gmm_reg_covar > 0, "be > 0"),
-    ):
-        if not ok:
-            raise UserError(f"{name} must {rule}, got {value}")
-    _positive("dividemix.gmm_iterations", d.gmm_iterations, minimum=1)
-    if d.loss_window is not None:
-        _positive("dividemix.loss_window", d.loss_window, minimum=1)
-    if d.warmup_epochs is not None:
-        _positive("dividemix.warmup_epochs", d.warmup_epochs, minimum=1)
-    _positive("c2d.warmup_epochs", cfg.c2d.warmup_epochs, minimum=1)
-    if not cfg.c2d.grad_clip >= 0:
-        raise UserError(f"c2d.grad_clip must be ≥ 0 (0 turns clipping off), got {cfg.c2d.grad_clip}")
-    from noisylab.variants import base_method
-
-    base = base_method(cfg.method)
-    if base in ("c2d", "paper_dividemix"):
-        if cfg.pretrain.method == "byol":
-            raise UserError(
-                f"{cfg.method} loads one SimCLR encoder into both networks: pretrain.method must be "
-                "simclr or none, not byol"
-            )
-        if d.lambda_u is None and file_noise:
-            raise UserError(
-                f"{cfg.method} needs dividemix.lambda_u with label-file noise (the paper's value depends on "
-                "the noise rate, unknown before the run): add e.g. --set dividemix.lambda_u=25"
-            )
-    if base == "c2d" and cfg.c2d.warmup_epochs >= cfg.baseline_epochs:
-        raise UserError(
-            f"c2d.warmup_epochs ({cfg.c2d.warmup_epochs}) leaves no DivideMix epoch of the run's "
-            f"{cfg.baseline_epochs}: set it below {cfg.baseline_epochs} or raise baseline.epochs"
-        )
-    if cfg.method != "dividemix":
-        return
-    total = cfg.baseline_epochs
-    if total < 2:
-        raise UserError(
-            f"dividemix needs at least 2 epochs (warm-up, then division), got {total}: raise baseline.epochs"
-        )
-    if d.warmup_epochs is not None and d.warmup_epochs >= total:
-        raise UserError(
-            f"dividemix.warmup_epochs ({d.warmup_epochs}) leaves no divided epoch of the run's {total}: "
-            f"set it below {total} or raise baseline.epochs"
-        )
-    if d.lambda_u is None and file_noise:
-        raise UserError(
-            "dividemix needs dividemix.lambda_u with label-file noise (the paper's value depends on the "
-            "noise rate, unknown before the run): add e.g. --set dividemix.lambda_u=25"
-        )
 
 
 def _validate_refine(r: RefineConfig) -> None:
@@ -610,18 +482,13 @@ def _validate_refine(r: RefineConfig) -> None:
         raise UserError(f"refine.copies must be ≥ 0, got {r.copies}")
 
 
-def _positive(name: str, value: int, *, minimum: int) -> None:
-    if value < minimum:
-        raise UserError(f"{name} must be ≥ {minimum}, got {value}")
-
-
 def load_config_json(path: Path) -> RunConfig:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"cannot read the config {path}: {e}") from None
     try:
-        return RunConfig.from_dict(data)
+        return resolve(RunConfig.from_dict(data))  # a config saved before resolution existed holds None
     except UserError as e:
         raise UserError(
             f"{path} is not a noisylab config ({e}): move it away or pass another --name"

@@ -3,6 +3,10 @@
 Both are read the same way: nested sections (`{"refine": {"threshold": 0.5}}`, TOML's `[refine]`) and
 dotted keys (`"refine.threshold" = 0.5`) become dotted-path overrides, applied over the profile exactly
 as `--set` is, so a saved config reproduces its run and a small file varies one.
+
+A saved config holds the values its run used, the paper defaults its method's rules chose included, and
+names those fields in `resolved`. They are read as unset, so the rules choose again: the same values for
+the same run, and the right ones when the file is re-used with another noise rate, dataset or budget.
 """
 
 from __future__ import annotations
@@ -31,7 +35,11 @@ def read_overrides(path: Path) -> dict[str, Any]:
         raise UserError(f"{path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {e}") from None
     if not isinstance(data, dict):
         raise UserError(f'{path} must hold a table of config fields, e.g. {{"refine": {{"threshold": 0.5}}}}')
-    return flatten(data)
+    fields = flatten(data)
+    chosen = fields.pop("resolved", [])
+    if not isinstance(chosen, list) or not all(isinstance(p, str) for p in chosen):
+        raise UserError(f"{path}: 'resolved' must be a list of config field paths, got {chosen!r}")
+    return {k: v for k, v in fields.items() if k not in chosen}
 
 
 def load_config(path: Path | str | None = None, *, profile: str | None = None, **overrides: Any) -> RunConfig:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from noisylab.config import RunConfig, with_overrides
+from noisylab.config import RunConfig, resolve, with_overrides
 from noisylab.errors import UserError
 from noisylab.variants import variant_overrides
 
@@ -103,7 +103,8 @@ PROFILES: dict[str, Profile] = {
 
 
 def make_config(profile: str, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """RunConfig = defaults ← profile ← the method's variant defaults ← user overrides (dotted paths).
+    """RunConfig = defaults ← profile ← the method's variant defaults ← user overrides (dotted paths),
+    resolved (`config.resolve`: the method's None-means-default fields hold the values the run will use).
     Not yet validated."""
     if profile not in PROFILES:
         raise UserError(f"unknown profile '{profile}': choose one of {', '.join(PROFILES)}")
@@ -111,4 +112,4 @@ def make_config(profile: str, overrides: dict[str, Any] | None = None) -> RunCon
     cfg = with_overrides(RunConfig(profile=profile), PROFILES[profile].overrides)
     method = str(overrides.get("method", cfg.method))
     cfg = with_overrides(cfg, variant_overrides(method))  # e.g. paper_byol: pretrain.method=byol
-    return with_overrides(cfg, overrides)
+    return resolve(with_overrides(cfg, overrides))

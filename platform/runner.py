@@ -207,7 +207,7 @@ def execute(
     Train callbacks (Tune's report callback, so every epoch's metrics reach the Tune scheduler)."""
     if cpus_per_worker is None:  # first: `--workers 99` is about CPUs, whatever else it breaks
         cpus_per_worker = check_resources(cfg) if address is None else 1
-    validate(cfg, methods=method_names())
+    cfg = validate(cfg, methods=method_names())  # resolved: config.json holds the values the run uses
     if not use_ray and address is not None:
         raise UserError(
             f"--address {address} needs Ray workers, but --workers 0 runs in this process without Ray: "

@@ -14,8 +14,9 @@ from noisylab.config import validate
 from noisylab.engine import split_batches
 from noisylab.errors import UserError
 from noisylab.runner import execute
+from noisylab.sections.coteaching import forget_rate
 from noisylab.trainables import method_names
-from noisylab.trainables.coteaching import coteaching_loss, drop_rate, forget_rate, kept_count
+from noisylab.trainables.coteaching import coteaching_loss, drop_rate, kept_count
 
 TIMING = {"seconds", "images_per_s"}
 LEARNS: dict[str, Any] = {
@@ -57,9 +58,12 @@ def test_schedule_and_counts() -> None:
 
 
 def test_forget_rate_defaults_to_the_noise_rate_and_label_files_need_one(digits_npz: Path) -> None:
-    assert forget_rate(digits_config(digits_npz, method="coteaching")) == 0.3  # sym:0.3
-    assert forget_rate(digits_config(digits_npz, **{"coteaching.forget_rate": 0.1})) == 0.1
-    assert forget_rate(digits_config(digits_npz, **{"data.noise": "none"})) == 0.0
+    def tau(**overrides: Any) -> float:
+        return forget_rate(digits_config(digits_npz, method="coteaching", **overrides))
+
+    assert tau() == 0.3  # sym:0.3
+    assert tau(**{"coteaching.forget_rate": 0.1}) == 0.1
+    assert tau(**{"data.noise": "none"}) == 0.0
     on_file = digits_config(digits_npz, method="coteaching", **{"data.noise": "file:labels.npy"})
     with pytest.raises(UserError, match=r"coteaching\.forget_rate"):
         validate(on_file, methods=method_names())

@@ -14,23 +14,18 @@ from helpers import FIRST_BATCH, digits_config
 from noisylab.config import validate
 from noisylab.engine import Step, World
 from noisylab.errors import UserError
-from noisylab.noise import NoiseSpec
 from noisylab.prepare import prepare_data
 from noisylab.runner import execute
 from noisylab.runtime import make_optimizer
 from noisylab.trainables import method_names
 from noisylab.trainables.dividemix import (
     co_divide,
-    confidence_penalty,
-    loss_window,
     mixmatch_loss,
     mixmatch_targets,
-    paper_lambda_u,
     rampup,
     semi_supervised_loss,
     sharpen,
     uniform_prior_penalty,
-    warmup_epochs,
 )
 from noisylab.worker import WorkerSpec, build_context
 
@@ -99,25 +94,6 @@ def test_loss_terms_have_their_closed_forms() -> None:
     _, empty = semi_supervised_loss(logits, targets, torch.ones(3, dtype=torch.bool))
     assert float(empty) == 0.0
     assert [rampup(t, 16) for t in (0.0, 8.0, 20.0)] == [0.0, 0.5, 1.0] and rampup(0.0, 0) == 1.0
-
-
-def test_paper_defaults_as_rules(digits_npz: Path) -> None:
-    def lam(dataset: str, noise: str) -> float:
-        return paper_lambda_u(dataset, NoiseSpec.parse(noise))
-
-    assert [lam("cifar10", f"sym:{r}") for r in (0.2, 0.5, 0.8, 0.9)] == [0, 25, 25, 50]
-    assert [lam("cifar100", f"sym:{r}") for r in (0.2, 0.5, 0.8, 0.9)] == [25, 150, 150, 150]
-    assert lam("cifar10", "pair:0.4") == 0 and lam("cifar100", "pair:0.4") == 150
-    assert lam("fashion-mnist", "idn:0.3") == 0 and lam("fashion-mnist", "idn:0.4") == 25  # CIFAR-10's rule
-    assert lam("cifar10", "sym:0.35") == 25 and lam("cifar10", "none") == 0  # ties go up
-    cfg = digits_config(digits_npz, method="dividemix", **{"baseline.epochs": 30})
-    assert warmup_epochs(cfg) == 10 and loss_window(cfg) == 1 and not confidence_penalty(cfg)
-    assert warmup_epochs(digits_config(digits_npz, **{"baseline.epochs": 6})) == 3  # capped at half the run
-    assert (
-        warmup_epochs(digits_config(digits_npz, **{"data.dataset": "cifar100", "baseline.epochs": 300})) == 30
-    )
-    assert loss_window(digits_config(digits_npz, **{"data.noise": "sym:0.9"})) == 5
-    assert confidence_penalty(digits_config(digits_npz, **{"data.noise": "pair:0.4"}))
 
 
 def test_bad_settings_are_refused(digits_npz: Path) -> None:

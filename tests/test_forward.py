@@ -16,6 +16,7 @@ from noisylab import losses
 from noisylab.config import validate
 from noisylab.errors import UserError
 from noisylab.runner import execute
+from noisylab.sections.forward import forward_epochs
 from noisylab.trainables import method_names
 from noisylab.trainables.forward import ForwardMethod, estimate_transition, reinitialise, transition_error
 
@@ -111,7 +112,9 @@ def test_schedule_splits_the_baseline_budget(digits_npz: Path) -> None:
     custom = digits_config(
         digits_npz, method="forward", **{"forward.estimate_epochs": 2, "forward.train_epochs": 9}
     )
-    assert custom.forward_epochs == (2, 9)
+    assert forward_epochs(custom) == (2, 9)
+    rest = digits_config(digits_npz, method="forward", **{"forward.train_epochs": 5, "baseline.epochs": 7})
+    assert forward_epochs(rest) == (2, 5)  # a given phase keeps its length, the other gets the rest
     for bad in ({"baseline.epochs": 1}, {"forward.train_epochs": 7, "baseline.epochs": 7}):
         with pytest.raises(UserError, match="at least 1 epoch in each phase"):
             validate(digits_config(digits_npz, method="forward", **bad), methods=method_names())

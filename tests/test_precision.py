@@ -129,7 +129,7 @@ def test_the_engine_runs_the_batch_under_autocast_and_scales_fp16_gradients() ->
         before = model.weight.detach().clone()
         stats = train_epoch(
             model, optimizer, torch.arange(8), step=step, batch_size=4, batch_fn=batch_fn,
-            generator=torch.Generator(), precision=precision, scaler=scaler,  # type: ignore[arg-type]
+            generator=torch.Generator(), precision=precision, scaler=scaler,
         )  # fmt: skip
         assert stats.batches == 2 and torch.isfinite(torch.tensor(stats.loss))
         assert not torch.equal(model.weight, before)  # unscaled steps: a 1024× step would blow up

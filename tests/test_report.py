@@ -3,6 +3,7 @@ comparison with published numbers, the planned grid, and every output format."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -12,6 +13,8 @@ from record_factory import iteration, make_record, stage, write_run
 from typer.testing import CliRunner
 
 from noisylab.cli import app
+from noisylab.confdiff import with_config_columns
+from noisylab.config import RunConfig, unresolved
 from noisylab.errors import UserError
 from noisylab.published import load_published
 from noisylab.report import (
@@ -563,3 +566,29 @@ def test_in_process_and_one_ray_worker_are_one_configuration() -> None:
     records.append(make_record(seed=0, config={"workers": 2}))  # two ranks split batches: another config
     table = cells(frame(records)).sort("config")
     assert table["config"].to_list() == ["", "workers=2"] and table["n"].to_list() == [2, 1]
+
+
+def test_a_value_a_rule_chose_is_no_difference_and_an_equal_given_one_is_the_same_config() -> None:
+    records = [  # DivideMix at 50 % symmetric noise on CIFAR-10: the paper's λ_u is 25
+        make_record(method="dividemix", noise="sym:0.5", seed=0),
+        make_record(method="dividemix", noise="sym:0.5", seed=1, config={"dividemix.lambda_u": 25.0}),
+        make_record(method="dividemix", noise="sym:0.5", seed=0, config={"dividemix.lambda_u": 50.0}),
+        make_record(method="dividemix", noise="sym:0.9", seed=0),  # λ_u 50 and a 5-epoch window, by rule
+        make_record(method="ce", seed=0, config={"warmup.epochs": 10}),  # its budget follows: 35 epochs
+    ]
+    labelled = with_config_columns(frame(records))
+    assert labelled["config"].to_list() == ["", "", "dividemix.lambda_u=50.0", "", "warmup.epochs=10"]
+    keys = labelled["config_key"].to_list()
+    assert keys[0] == keys[1] and len(set(keys)) == 4
+    table = cells(frame(records)).filter(pl.col("method") == "dividemix").sort("n")
+    assert table["n"].to_list() == [1, 1, 2]
+
+
+def test_a_record_saved_before_resolution_is_one_config_with_a_new_one() -> None:
+    new = make_record(method="coteaching", noise="sym:0.3", seed=0)
+    old = make_record(method="coteaching", noise="sym:0.3", seed=1)
+    legacy = unresolved(RunConfig.from_dict(json.loads(str(old["config_json"])))).to_dict()
+    old["config_json"] = json.dumps({k: v for k, v in legacy.items() if k != "resolved"})
+    assert json.loads(str(old["config_json"]))["coteaching"]["forget_rate"] is None
+    table = cells(frame([new, old]))
+    assert table["n"].to_list() == [2] and table["config"].to_list() == [""]

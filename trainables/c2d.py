@@ -10,7 +10,7 @@ Divide: Self-Supervised Pre-Training for Learning with Noisy Labels", WACV).
 3. DivideMix unchanged after that (`dividemix.*`; trainables/dividemix.py), λ_u ramped from the first
    divided epoch.
 
-Budget after pre-training: `baseline_epochs` in all, warm-up included, with `baseline.lr`/`weight_decay`
+Budget after pre-training: `baseline.epochs` in all, warm-up included, with `baseline.lr`/`weight_decay`
 and the run's optimiser, as DivideMix here; so `c2d` against `dividemix` measures the self-supervised
 initialisation (and the shorter, clipped warm-up) alone. `pretrain.method=none` leaves DivideMix with
 C2D's warm-up. The C2D README's CIFAR-10 symmetric-noise figures (PreAct ResNet-18, 20/50/80/90 %):

@@ -18,6 +18,7 @@ from noisylab.config import RunConfig
 from noisylab.engine import BatchFn, Step
 from noisylab.evaluation import evaluate
 from noisylab.runtime import Context, TrainState, train_one_epoch
+from noisylab.sections.baseline import baseline_epochs
 
 
 class SupervisedMethod:
@@ -29,7 +30,7 @@ class SupervisedMethod:
         self.make_loss = make_loss
 
     def schedule(self, cfg: RunConfig) -> list[Step]:
-        n, b = cfg.baseline_epochs, cfg.baseline
+        n, b = baseline_epochs(cfg), cfg.baseline
         return [Step("train", e, n, b.lr, b.weight_decay) for e in range(1, n + 1)]
 
     def init_state(self, ctx: Context, state: TrainState) -> None:

@@ -12,10 +12,10 @@ the official code's schedule (its first epoch drops nothing; its T_k-th drops τ
 
 Paper defaults: τ = the noise rate ε (known in its experiments), T_k = 10, Adam lr 0.001, batch 128,
 200 epochs, the learning rate decayed linearly to 0 from epoch 80 (and Adam's β1 from 0.9 to 0.1).
-Here: `coteaching.forget_rate` (None = the run's noise rate; label-file noise must set it) and
-`coteaching.gradual_epochs` = T_k; budget, learning rate and optimiser are the baseline's
-(`baseline_epochs`, `baseline.lr` = Adam's 1e-3, `optimizer`), constant within the run, like `ce`, so
-the comparison holds budget and optimiser fixed.
+Here: `coteaching.forget_rate` (None = the run's noise rate, resolved in `noisylab.sections.coteaching`;
+label-file noise must set it) and `coteaching.gradual_epochs` = T_k; budget, learning rate and optimiser
+are the baseline's (`baseline.epochs`, `baseline.lr` = Adam's 1e-3, `optimizer`), constant within the
+run, like `ce`, so the comparison holds budget and optimiser fixed.
 
 Both networks are one `TwinNetwork`: one stacked forward per batch, one optimiser over both (equal to
 one per network: the state is per parameter), one checkpoint. Test accuracy (`test_acc`) is the
@@ -40,17 +40,9 @@ from noisylab import losses
 from noisylab.config import RunConfig
 from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step, to_device
 from noisylab.runtime import Context, TrainState, train_one_epoch
+from noisylab.sections.baseline import baseline_epochs
+from noisylab.sections.coteaching import forget_rate
 from noisylab.twins import MEMBERS, both, evaluate_twin
-
-
-def forget_rate(cfg: RunConfig) -> float:
-    """τ: `coteaching.forget_rate`, or the run's noise rate (0 for `none`)."""
-    if cfg.coteaching.forget_rate is not None:
-        return cfg.coteaching.forget_rate
-    spec = cfg.data.noise_spec
-    if spec.kind == "file":  # config.validate refuses this earlier, with the fix
-        raise ValueError("label-file noise has no rate: set coteaching.forget_rate")
-    return spec.rate
 
 
 def drop_rate(epochs_done: int, *, tau: float, gradual_epochs: int) -> float:
@@ -94,7 +86,7 @@ class CoteachingMethod:
     networks = 2  # the worker builds a TwinNetwork
 
     def schedule(self, cfg: RunConfig) -> list[Step]:
-        n, b = cfg.baseline_epochs, cfg.baseline
+        n, b = baseline_epochs(cfg), cfg.baseline
         return [Step("train", e, n, b.lr, b.weight_decay) for e in range(1, n + 1)]
 
     def init_state(self, ctx: Context, state: TrainState) -> None:

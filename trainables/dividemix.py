@@ -28,12 +28,13 @@ Two networks (one `TwinNetwork`, one stacked forward per batch, one optimiser, o
 
 Paper defaults (CIFAR, §4.1 and appendix): T = 0.5, α = 4, p_threshold = 0.5, M = 2 augmentations,
 λ_r = 1, warm-up 10 epochs (CIFAR-10) / 30 (CIFAR-100), λ_u from {0, 25, 50, 150} per dataset and
-noise (`paper_lambda_u`), GMM with reg_covar 5e-4, 10 EM rounds, tol 1e-2; the official code averages
-the last 5 epochs' normalised losses before the GMM at 90 % noise and ramps λ_u over 16 epochs.
+noise (`noisylab.sections.dividemix.paper_lambda_u`), GMM with reg_covar 5e-4, 10 EM rounds, tol 1e-2;
+the official code averages the last 5 epochs' normalised losses before the GMM at 90 % noise and ramps
+λ_u over 16 epochs.
 PreAct ResNet-18, SGD lr 0.02 (÷10 after 150 epochs), momentum 0.9, weight decay 5e-4, batch 64 (code)
 / 128 (paper), 300 epochs.
 
-Here every one of these is a `dividemix.*` field, except the training budget: `baseline_epochs` in all
+Here every one of these is a `dividemix.*` field, except the training budget: `baseline.epochs` in all
 (warm-up included), `baseline.lr`/`weight_decay`, and the run's `optimizer` (AdamW by default, constant
 learning rate), the same as every other method of a comparison. `--set optimizer=sgd` (momentum
 `sgd_momentum` = 0.9) with `baseline.lr=0.02 baseline.weight_decay=5e-4` gives the paper's optimiser.
@@ -53,8 +54,10 @@ on one CPU thread (digits, 600 images, ResNet-18 at width 8, batch 64) a divided
 
 Datasets the paper did not run (Fashion-MNIST, the medical sets, digits): the CIFAR-10 rule for λ_u
 and a 10-epoch warm-up; IDN noise follows its rate like symmetric noise. Warm-up is capped at half the
-run so short runs still divide. Test accuracy is the ensemble's (the arg-max of the members' summed
-logits, as the paper tests); each network's own is `test_acc_net1` / `test_acc_net2`.
+run so short runs still divide. These rules live with the settings (`noisylab.sections.dividemix`), which
+resolve them before the run: the trainable reads the values the run's config.json records. Test accuracy
+is the ensemble's (the arg-max of the members' summed logits, as the paper tests); each network's own is
+`test_acc_net1` / `test_acc_net2`.
 """
 
 from __future__ import annotations
@@ -67,75 +70,16 @@ from torch import Tensor
 
 from noisylab import gmm, losses, selection
 from noisylab.batches import PerSampleLoss
-from noisylab.config import LabelledLoss, RunConfig
+from noisylab.config import RunConfig
 from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step, same_on_all_ranks, to_device
 from noisylab.mixing import mix
-from noisylab.noise import NoiseSpec
 from noisylab.runtime import Context, TrainState, train_one_epoch
+from noisylab.sections.baseline import baseline_epochs
+from noisylab.sections.dividemix import confidence_penalty, lambda_u, loss_window, warmup_epochs
+from noisylab.sections.paper_dividemix import LabelledLoss
 from noisylab.twins import MEMBERS, both, evaluate_twin, member_losses
 
 LOSS_HISTORY = "dividemix_loss_history"  # TrainState.extra key: the last epochs' normalised losses
-
-# The paper's λ_u (appendix) at the symmetric noise rates it ran; CIFAR-10's asymmetric 40 % used 0.
-_PAPER_LAMBDA_U: dict[str, tuple[tuple[float, float], ...]] = {
-    "cifar10": ((0.2, 0.0), (0.5, 25.0), (0.8, 25.0), (0.9, 50.0)),
-    "cifar100": ((0.2, 25.0), (0.5, 150.0), (0.8, 150.0), (0.9, 150.0)),
-}
-_PAPER_WARMUP = {"cifar10": 10, "cifar100": 30}  # epochs
-_DEFAULT_WARMUP = 10  # epochs, for datasets the paper did not run: CIFAR-10's
-_AVERAGED_FROM_RATE = 0.9  # the official code averages the losses of the last epochs at 90 % noise
-_AVERAGED_EPOCHS = 5  # how many epochs it averages there
-
-
-# ---- the paper's defaults as rules ---------------------------------------------------------------
-
-
-def paper_lambda_u(dataset: str, noise: NoiseSpec) -> float:
-    """λ_u of the paper for `dataset` under `noise`.
-
-    CIFAR-10: 0 at 20 % symmetric noise, 25 at 50 % and 80 %, 50 at 90 %, 0 at 40 % asymmetric.
-    CIFAR-100: 25 at 20 %, 150 at 50 %, 80 % and 90 %. Other rates take the value of the nearest rate
-    the paper ran (ties go up); pair noise is the paper's asymmetric noise on CIFAR-10's rule (0) and
-    follows its rate on CIFAR-100's; IDN follows its rate; no noise counts as rate 0. Every dataset but
-    CIFAR-100 uses CIFAR-10's rule (the paper's 10-class setting). Label files have no rate: raises.
-    """
-    if noise.kind == "file":
-        raise ValueError("label-file noise has no rate: set dividemix.lambda_u")
-    table = _PAPER_LAMBDA_U["cifar100" if dataset == "cifar100" else "cifar10"]
-    if noise.kind == "pair" and dataset != "cifar100":
-        return 0.0
-    rate = noise.rate
-    # distances rounded so a rate halfway between two (0.35) is a tie in floating point too
-    nearest = min(table, key=lambda row: (round(abs(row[0] - rate), 9), -row[0]))
-    return nearest[1]
-
-
-def lambda_u(cfg: RunConfig) -> float:
-    d = cfg.dividemix
-    return d.lambda_u if d.lambda_u is not None else paper_lambda_u(cfg.data.dataset, cfg.data.noise_spec)
-
-
-def warmup_epochs(cfg: RunConfig) -> int:
-    """`dividemix.warmup_epochs`, or the paper's (30 for CIFAR-100, else 10) capped at half the run."""
-    if cfg.dividemix.warmup_epochs is not None:
-        return cfg.dividemix.warmup_epochs
-    paper = _PAPER_WARMUP.get(cfg.data.dataset, _DEFAULT_WARMUP)
-    return max(1, min(paper, cfg.baseline_epochs // 2))
-
-
-def loss_window(cfg: RunConfig) -> int:
-    """Epochs of normalised losses averaged before the GMM: the field, or 5 at noise rates ≥ 0.9, else 1."""
-    if cfg.dividemix.loss_window is not None:
-        return cfg.dividemix.loss_window
-    spec = cfg.data.noise_spec
-    return _AVERAGED_EPOCHS if spec.kind != "file" and spec.rate >= _AVERAGED_FROM_RATE else 1
-
-
-def confidence_penalty(cfg: RunConfig) -> bool:
-    if cfg.dividemix.confidence_penalty is not None:
-        return cfg.dividemix.confidence_penalty
-    return cfg.data.noise_spec.kind == "pair"
-
 
 # ---- pure pieces ---------------------------------------------------------------------------------
 
@@ -230,7 +174,7 @@ class DivideMixMethod:
     networks = 2  # the worker builds a TwinNetwork
 
     def schedule(self, cfg: RunConfig) -> list[Step]:
-        b, total, warm = cfg.baseline, cfg.baseline_epochs, self.warmup_epochs(cfg)
+        b, total, warm = cfg.baseline, baseline_epochs(cfg), self.warmup_epochs(cfg)
         steps = [Step("warmup", e, warm, b.lr, b.weight_decay) for e in range(1, warm + 1)]
         rest = total - warm
         return steps + [Step("train", e, rest, b.lr, b.weight_decay) for e in range(1, rest + 1)]
@@ -256,7 +200,7 @@ class DivideMixMethod:
         return metrics
 
     def warmup_epochs(self, cfg: RunConfig) -> int:
-        """Warm-up epochs within `baseline_epochs`: the paper's rule (`warmup_epochs`)."""
+        """Warm-up epochs within `baseline.epochs`: `dividemix.warmup_epochs`, by default the paper's."""
         return warmup_epochs(cfg)
 
     def warmup_grad_clip(self, cfg: RunConfig) -> float:

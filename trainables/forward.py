@@ -11,12 +11,12 @@ Loss Correction Approach" (CVPR).
    rebuilt from the seed) and trained with the forward-corrected loss −log((softmax(logits) @ T̂)[ỹ])
    (`losses.forward_corrected`); its softmax then estimates the clean posterior.
 
-Budget: the paper trains two networks in full; here the two phases split `cfg.baseline_epochs` (phase 1
-gets the smaller half), so `forward` costs what `ce` costs. Both phases use `baseline.lr` and
-`baseline.weight_decay`. The estimate's error against the run's realised transition matrix
-(`Context.noise_transition`, measured from the diagnostic clean labels when the data was prepared, never
-read by training) is recorded as `transition_error` = Σ|T̂ − T| / Σ|T| (the entry-wise L1 error of Xia
-et al. 2019).
+Budget: the paper trains two networks in full; here the two phases split `baseline.epochs` (phase 1
+gets the smaller half; `noisylab.sections.forward` resolves the split), so `forward` costs what `ce`
+costs. Both phases use `baseline.lr` and `baseline.weight_decay`. The estimate's error against the run's
+realised transition matrix (`Context.noise_transition`, measured from the diagnostic clean labels when
+the data was prepared, never read by training) is recorded as `transition_error` = Σ|T̂ − T| / Σ|T|
+(the entry-wise L1 error of Xia et al. 2019).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from noisylab.engine import Step, scan
 from noisylab.evaluation import EVAL_BATCH, evaluate
 from noisylab.models import Network, build_network
 from noisylab.runtime import Context, TrainState, train_one_epoch
+from noisylab.sections.forward import forward_epochs
 
 TRANSITION_KEY = "transition"
 
@@ -78,7 +79,7 @@ class ForwardMethod:
     name = "forward"
 
     def schedule(self, cfg: RunConfig) -> list[Step]:
-        first, second = cfg.forward_epochs
+        first, second = forward_epochs(cfg)
         lr, wd = cfg.baseline.lr, cfg.baseline.weight_decay
         return [Step("estimate", e, first, lr, wd) for e in range(1, first + 1)] + [
             Step("train", e, second, lr, wd) for e in range(1, second + 1)

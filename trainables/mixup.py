@@ -4,7 +4,7 @@ Each weakly augmented batch is mixed with a permutation of itself (`noisylab.mix
 x̃ = λ·x + (1 − λ)·x[π], ỹ = λ·onehot(ỹ) + (1 − λ)·onehot(ỹ[π]), λ ~ Beta(α, α) once per batch, and the
 network is trained on (x̃, ỹ) with the soft cross entropy `losses.soft_cross_entropy`: one forward per
 step, no clean batch besides. α = 1 (λ uniform on [0, 1]) is the paper's CIFAR-10/100 setting (§3.2);
-it is `mixup.alpha`. Budget and optimiser are `ce`'s (`cfg.baseline_epochs`, `baseline.lr`,
+it is `mixup.alpha`. Budget and optimiser are `ce`'s (`baseline.epochs`, `baseline.lr`,
 `baseline.weight_decay`); λ and π come from the engine's per-step generator, so a resumed run replays.
 """
 

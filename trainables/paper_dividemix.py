@@ -41,7 +41,8 @@ import torch
 from noisylab import batches
 from noisylab.engine import Step
 from noisylab.runtime import Context, TrainState, train_one_epoch
-from noisylab.trainables.dividemix import LOSS_HISTORY, confidence_penalty, divided_epoch, warmup_loss
+from noisylab.sections.dividemix import confidence_penalty
+from noisylab.trainables.dividemix import LOSS_HISTORY, divided_epoch, warmup_loss
 from noisylab.trainables.paper import PaperMethod, select_and_relabel, warmup_loss_kind
 from noisylab.twins import both, ensemble_log_probs, evaluate_twin, pretrain_shared_encoder
 

@@ -1,7 +1,7 @@
 """Plain training on the noisy labels with a noise-robust loss instead of cross entropy.
 
 Each is `SupervisedMethod` (trainables/ce.py) with another per-sample loss: the budget and optimiser of
-`ce` (`cfg.baseline_epochs` epochs, `baseline.lr`, `baseline.weight_decay`), the same weak augmentation,
+`ce` (`baseline.epochs` epochs, `baseline.lr`, `baseline.weight_decay`), the same weak augmentation,
 batch size and backbone.
 
 - `swce`: softmax-weighted cross entropy, the report's main loss, on its own (`losses.swce`;
