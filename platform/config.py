@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from noisylab.errors import UserError
+from noisylab.sections.mentornet import MentorNetConfig
+from noisylab.sections.selfie import SelfieConfig
 
 MainLoss = Literal["swce", "ce", "focal"]
 SelectionLoss = Literal["nce_mae", "swce_focal"]
@@ -239,6 +241,8 @@ class RunConfig:
     dividemix: DivideMixConfig = field(default_factory=DivideMixConfig)
     c2d: C2DConfig = field(default_factory=C2DConfig)
     paper_dividemix: PaperDivideMixConfig = field(default_factory=PaperDivideMixConfig)
+    mentornet: MentorNetConfig = field(default_factory=MentorNetConfig)
+    selfie: SelfieConfig = field(default_factory=SelfieConfig)
 
     # ---- derived -------------------------------------------------------------------------
     @property
@@ -448,6 +452,10 @@ def validate(cfg: RunConfig, *, methods: tuple[str, ...]) -> RunConfig:
         raise UserError(f"loss.focal_gamma must be ≥ 0, got {cfg.loss.focal_gamma}")
     _validate_methods(cfg)
     _validate_two_networks(cfg)
+    from noisylab.sections import mentornet, selfie  # until the section registry replaces these lines
+
+    for section in (mentornet, selfie):
+        section.check(section.resolve(cfg))
     return cfg
 
 
