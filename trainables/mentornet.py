@@ -60,6 +60,7 @@ from torch import Tensor
 from noisylab import losses
 from noisylab.config import RunConfig
 from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step, World, derived_generator, scan
+from noisylab.errors import UserError
 from noisylab.evaluation import EVAL_BATCH, evaluate
 from noisylab.runtime import Context, TrainState, train_one_epoch
 from noisylab.sections.mentornet import is_data_driven
@@ -190,9 +191,9 @@ def gather_batch(values: Tensor, world: World) -> Tensor:
     return torch.cat(parts)
 
 
-def progress_of(step: Step, at: BatchPlace) -> float:
+def progress_of(at: BatchPlace) -> float:
     """Share of the run's training done before this batch, in [0, 1) (the official epoch percentage / 100)."""
-    return (step.epoch - 1 + at.epoch_fraction) / step.epochs
+    return (at.step.epoch - 1 + at.epoch_fraction) / at.step.epochs
 
 
 class MentorNetMethod:
@@ -209,8 +210,6 @@ class MentorNetMethod:
             gen = derived_generator(ctx.cfg.seed, SUBSET_STREAM)
             subset = clean_subset(ctx.noisy_labels, ctx.cfg.mentornet.clean_fraction, gen)
             if len(subset) < 2:
-                from noisylab.errors import UserError
-
                 raise UserError(
                     f"mentornet.clean_fraction {ctx.cfg.mentornet.clean_fraction} reveals {len(subset)} of "
                     f"{len(ctx.noisy_labels)} training samples: the mentor needs at least 2; raise it"
@@ -261,7 +260,7 @@ class MentorNetMethod:
         def fn(idx: Tensor, gen: torch.Generator, at: BatchPlace) -> BatchOut:
             x = ctx.augmenter.weak(ctx.train_images[idx.to(device)], gen)  # (B, C, H, W)
             per_sample = losses.cross_entropy(ctx.model(x), labels[idx].to(device))  # (B,)
-            t = progress_of(at.step, at)
+            t = progress_of(at)
             with torch.no_grad():
                 loss = per_sample.detach().float()
                 update_threshold(
