@@ -79,7 +79,7 @@ def run(
             help="paper (the report's pipeline on one network), paper_dividemix (the pipeline on DivideMix, "
             "as the report's numbers were made), their variants (paper_focal, paper_swce_focal, paper_byol, "
             "paper_apl, ...: `noisylab methods`), or a baseline: ce, swce, focal, nce_mae, mixup, forward, "
-            "coteaching, dividemix, c2d"
+            "coteaching, dividemix, c2d, mentornet, selfie"
         ),
     ] = "paper",
     model: Annotated[str, typer.Option(help="timm model name (resnet18, resnet34, ...)")] = "resnet18",

@@ -34,9 +34,11 @@ from noisylab.sections.c2d import C2DConfig
 from noisylab.sections.coteaching import CoteachingConfig
 from noisylab.sections.dividemix import DivideMixConfig
 from noisylab.sections.forward import ForwardConfig
+from noisylab.sections.mentornet import MentorNetConfig
 from noisylab.sections.mixup import MixupConfig
 from noisylab.sections.paper_dividemix import PaperDivideMixConfig
 from noisylab.sections.rules import positive
+from noisylab.sections.selfie import SelfieConfig
 
 if TYPE_CHECKING:
     from noisylab.noise import NoiseSpec
@@ -180,6 +182,9 @@ class RunConfig:
     dividemix: DivideMixConfig = field(default_factory=DivideMixConfig)
     c2d: C2DConfig = field(default_factory=C2DConfig)
     paper_dividemix: PaperDivideMixConfig = field(default_factory=PaperDivideMixConfig)
+    mentornet: MentorNetConfig = field(default_factory=MentorNetConfig)
+    selfie: SelfieConfig = field(default_factory=SelfieConfig)
+
     # The dotted paths of the None-means-default fields that `resolve` filled with the value this run uses
     # (its method's rule: the paper's λ_u for this noise, the baseline's budget...). Written by `resolve`
     # only, never set by hand; `unresolved` empties them again, so a config re-used with another noise

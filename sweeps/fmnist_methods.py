@@ -13,6 +13,8 @@ METHODS = (
     "forward",
     "coteaching",
     "dividemix",
+    "mentornet",
+    "selfie",
     "paper",
     "paper_focal",
     "paper_swce_focal",

@@ -215,6 +215,7 @@ DIGITS: list[Path] = []  # the digits .npz (set by the fixture, or by the table 
 # ---- the catalogue ------------------------------------------------------------------------------------
 
 _ADDR = ["--workers", "1", "--address"]
+_Q3 = ["--set", "selfie.history=3"]
 CASES: list[Case] = [
     # options and config values
     Case("noise rate above 1", None, [*RUN, "--noise", "idn:1.2"], 2, "outside [0, 1)"),
@@ -238,6 +239,34 @@ CASES: list[Case] = [
         "'baseline.lr' must be a finite",
     ),
     Case("NaN threshold", None, [*RUN, "--set", "refine.threshold=nan"], 2, "must be a finite number"),
+    Case(
+        "mentornet percentile above 1",
+        None,
+        [*RUN, "--method", "mentornet", "--set", "mentornet.percentile=1.5"],
+        2,
+        "mentornet.percentile must lie in (0, 1]",
+    ),
+    Case(
+        "mentornet drop-out pieces that do not pair",
+        None,
+        [*RUN, "--method", "mentornet", "--set", "mentornet.dropout_rates=[0.5]"],
+        2,
+        "need one entry each per piece",
+    ),
+    Case(
+        "selfie history longer than its warm-up",
+        None,
+        [*RUN, "--method", "selfie", "--set", "baseline.epochs=6", "--set", "selfie.warmup_epochs=2", *_Q3],
+        2,
+        "selfie.history (3) is longer than selfie.warmup_epochs (2)",
+    ),
+    Case(
+        "selfie on a label file without a noise rate",
+        None,
+        [*RUN, "--method", "selfie", "--noise", "file:{tmp}/labels.npy"],
+        2,
+        "selfie needs selfie.noise_rate with label-file noise",
+    ),
     Case("negative weight decay", None, [*RUN, "--set", "warmup.weight_decay=-0.1"], 2, "must be ≥ 0"),
     Case("negative seed", None, [*RUN, "--seed", "-1"], 2, "seed must lie in 0..4294967295"),
     Case("huge seed", None, [*RUN, "--seed", "99999999999999999999"], 2, "seed must lie in 0..4294967295"),

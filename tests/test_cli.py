@@ -144,7 +144,7 @@ def test_fields_have_types_and_descriptions() -> None:
     described = describe_fields()
     assert set(described) == set(field_paths())
     missing = [path for path, (_, text) in described.items() if not text]
-    assert not missing, f"fields without a comment in config.py: {missing}"
+    assert not missing, f"fields without a comment where they are defined: {missing}"
     assert (
         "threshold" in described["refine.threshold"][1].lower() or "1.0" in described["refine.threshold"][1]
     )

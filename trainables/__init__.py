@@ -14,10 +14,12 @@ from noisylab.trainables.ce import ce_method
 from noisylab.trainables.coteaching import coteaching_method
 from noisylab.trainables.dividemix import dividemix_method
 from noisylab.trainables.forward import ForwardMethod
+from noisylab.trainables.mentornet import mentornet_method
 from noisylab.trainables.mixup import MixupMethod
 from noisylab.trainables.paper import PaperMethod
 from noisylab.trainables.paper_dividemix import PaperDivideMixMethod
 from noisylab.trainables.robust_losses import focal_method, nce_mae_method, swce_method
+from noisylab.trainables.selfie import selfie_method
 from noisylab.variants import VARIANTS
 
 _BASES: dict[str, Callable[[str], Method]] = {"paper": PaperMethod, "paper_dividemix": PaperDivideMixMethod}
@@ -33,6 +35,8 @@ METHODS: dict[str, Callable[[], Method]] = {
     "coteaching": coteaching_method,
     "dividemix": dividemix_method,
     "c2d": c2d_method,
+    "mentornet": mentornet_method,
+    "selfie": selfie_method,
     "paper_dividemix": PaperDivideMixMethod,
     # Variants: a base method under another name, with the defaults of noisylab.variants.
     **{name: functools.partial(_BASES[v.base], name) for name, v in VARIANTS.items()},

@@ -33,7 +33,17 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from noisylab.sections import baseline, c2d, coteaching, dividemix, forward, mixup, paper_dividemix
+from noisylab.sections import (
+    baseline,
+    c2d,
+    coteaching,
+    dividemix,
+    forward,
+    mentornet,
+    mixup,
+    paper_dividemix,
+    selfie,
+)
 
 if TYPE_CHECKING:
     from noisylab.config import RunConfig
@@ -52,7 +62,10 @@ def _section(module: ModuleType, *methods: str) -> Section:
 
 
 # The one-network baselines train for `baseline.epochs`; so do the two-network ones.
-_BUDGETED = ("ce", "swce", "focal", "nce_mae", "mixup", "forward", "coteaching", "dividemix", "c2d")
+_BUDGETED = (
+    *("ce", "swce", "focal", "nce_mae", "mixup", "forward", "coteaching", "dividemix", "c2d"),
+    *("mentornet", "selfie"),
+)
 
 SECTIONS: tuple[Section, ...] = (
     _section(baseline, *_BUDGETED),  # first: forward and dividemix split its epochs
@@ -62,4 +75,6 @@ SECTIONS: tuple[Section, ...] = (
     _section(dividemix, "dividemix", "c2d", "paper_dividemix"),
     _section(c2d, "c2d"),
     _section(paper_dividemix, "paper_dividemix"),
+    _section(mentornet, "mentornet"),
+    _section(selfie, "selfie"),
 )
