@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from noisylab.errors import UserError
+from noisylab.sections import decoupling, reweight
+from noisylab.sections.decoupling import DecouplingConfig
+from noisylab.sections.reweight import ReweightConfig
 
 MainLoss = Literal["swce", "ce", "focal"]
 SelectionLoss = Literal["nce_mae", "swce_focal"]
@@ -239,6 +242,8 @@ class RunConfig:
     dividemix: DivideMixConfig = field(default_factory=DivideMixConfig)
     c2d: C2DConfig = field(default_factory=C2DConfig)
     paper_dividemix: PaperDivideMixConfig = field(default_factory=PaperDivideMixConfig)
+    reweight: ReweightConfig = field(default_factory=ReweightConfig)
+    decoupling: DecouplingConfig = field(default_factory=DecouplingConfig)
 
     # ---- derived -------------------------------------------------------------------------
     @property
@@ -448,6 +453,8 @@ def validate(cfg: RunConfig, *, methods: tuple[str, ...]) -> RunConfig:
         raise UserError(f"loss.focal_gamma must be ≥ 0, got {cfg.loss.focal_gamma}")
     _validate_methods(cfg)
     _validate_two_networks(cfg)
+    for section in (reweight, decoupling):  # the method sections' own checks
+        section.check(cfg)
     return cfg
 
 
