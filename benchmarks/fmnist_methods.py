@@ -6,8 +6,9 @@ method's own mechanism measured against the clean labels — the numbers that te
 
 Prints Markdown tables: the pivot (mean ± std over seeds), the median wall time relative to `ce`, and
 per method × noise rate the last epoch's mechanism figures (Co-teaching's kept-set precision, DivideMix's
-division precision/recall, Forward's transition-matrix error, the pipeline's consensus-label precision
-and label accuracy) next to the share of right labels in the data, plus the worst class's test accuracy.
+division precision/recall, Forward's transition-matrix error, Reweight's mean weight on wrong and right
+labels, Decoupling's share of updates on wrong labels, the pipeline's consensus-label precision and
+label accuracy) next to the share of right labels in the data, plus the worst class's test accuracy.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ MECHANISMS: dict[str, tuple[str, ...]] = {
     "coteaching": ("kept_fraction", "kept_precision_net1", "kept_precision_net2"),
     "dividemix": ("division_net1_precision", "division_net1_recall", "division_net1_size"),
     "forward": ("transition_error",),
+    "reweight": ("transition_error", "beta_mean_wrong", "beta_mean_right"),
+    "decoupling": ("update_fraction", "update_noisy_share", "seen_noisy_share"),
     "paper": ("consensus_label_precision", "consensus_size", "label_acc"),
     "paper_focal": ("consensus_label_precision", "consensus_size", "label_acc"),
     "paper_swce_focal": ("consensus_label_precision", "consensus_size", "label_acc"),
@@ -60,7 +63,7 @@ def mechanism_table(records: pl.DataFrame) -> pl.DataFrame:
         for k in keys:
             values = [r[k] for r in per_run if k in r]
             if values:
-                scale = 1.0 if k.endswith(("size", "error")) else 100.0
+                scale = 1.0 if k.endswith(("size", "error")) or k.startswith("beta") else 100.0
                 row[k] = f"{scale * statistics.mean(values):.3g}"
         rows.append(row)
     frame = pl.DataFrame(rows, infer_schema_length=None)

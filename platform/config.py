@@ -32,11 +32,13 @@ from noisylab.sections import SECTIONS
 from noisylab.sections.baseline import BaselineConfig
 from noisylab.sections.c2d import C2DConfig
 from noisylab.sections.coteaching import CoteachingConfig
+from noisylab.sections.decoupling import DecouplingConfig
 from noisylab.sections.dividemix import DivideMixConfig
 from noisylab.sections.forward import ForwardConfig
 from noisylab.sections.mentornet import MentorNetConfig
 from noisylab.sections.mixup import MixupConfig
 from noisylab.sections.paper_dividemix import PaperDivideMixConfig
+from noisylab.sections.reweight import ReweightConfig
 from noisylab.sections.rules import positive
 from noisylab.sections.selfie import SelfieConfig
 
@@ -184,6 +186,8 @@ class RunConfig:
     paper_dividemix: PaperDivideMixConfig = field(default_factory=PaperDivideMixConfig)
     mentornet: MentorNetConfig = field(default_factory=MentorNetConfig)
     selfie: SelfieConfig = field(default_factory=SelfieConfig)
+    reweight: ReweightConfig = field(default_factory=ReweightConfig)
+    decoupling: DecouplingConfig = field(default_factory=DecouplingConfig)
 
     # The dotted paths of the None-means-default fields that `resolve` filled with the value this run uses
     # (its method's rule: the paper's λ_u for this noise, the baseline's budget...). Written by `resolve`

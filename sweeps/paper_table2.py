@@ -4,8 +4,7 @@ under instance-dependent noise (Xia et al. 2020) at 20, 30 and 50 %, ResNet-18, 
 The report's "Our Method" row is the pipeline on top of DivideMix (`paper_dividemix`); `paper` (the
 pipeline on one network) and `c2d` (SimCLR initialisation of DivideMix alone) tell its parts apart.
 `mentornet` is Table II's MentorNet row run here (MentorNet-PD); `selfie` is the selective refurbishment the
-report cites for its consensus step. Table II's Reweight, Decoupling and LSL rows are shown for reference
-(`--vs-paper`)."""
+report cites for its consensus step. Table II's LSL row is shown for reference (`--vs-paper`)."""
 
 from noisylab.sweeps import Study, cpu_profile, gpu_profile
 
@@ -20,7 +19,9 @@ STUDY = Study(
             "ce",
             "mixup",
             "forward",
+            "reweight",
             "coteaching",
+            "decoupling",
             "dividemix",
             "mentornet",
             "selfie",

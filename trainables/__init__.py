@@ -12,12 +12,14 @@ from noisylab.runtime import Method
 from noisylab.trainables.c2d import c2d_method
 from noisylab.trainables.ce import ce_method
 from noisylab.trainables.coteaching import coteaching_method
+from noisylab.trainables.decoupling import decoupling_method
 from noisylab.trainables.dividemix import dividemix_method
 from noisylab.trainables.forward import ForwardMethod
 from noisylab.trainables.mentornet import mentornet_method
 from noisylab.trainables.mixup import MixupMethod
 from noisylab.trainables.paper import PaperMethod
 from noisylab.trainables.paper_dividemix import PaperDivideMixMethod
+from noisylab.trainables.reweight import reweight_method
 from noisylab.trainables.robust_losses import focal_method, nce_mae_method, swce_method
 from noisylab.trainables.selfie import selfie_method
 from noisylab.variants import VARIANTS
@@ -32,7 +34,9 @@ METHODS: dict[str, Callable[[], Method]] = {
     "nce_mae": nce_mae_method,
     "mixup": MixupMethod,
     "forward": ForwardMethod,
+    "reweight": reweight_method,
     "coteaching": coteaching_method,
+    "decoupling": decoupling_method,
     "dividemix": dividemix_method,
     "c2d": c2d_method,
     "mentornet": mentornet_method,

@@ -37,11 +37,13 @@ from noisylab.sections import (
     baseline,
     c2d,
     coteaching,
+    decoupling,
     dividemix,
     forward,
     mentornet,
     mixup,
     paper_dividemix,
+    reweight,
     selfie,
 )
 
@@ -64,17 +66,19 @@ def _section(module: ModuleType, *methods: str) -> Section:
 # The one-network baselines train for `baseline.epochs`; so do the two-network ones.
 _BUDGETED = (
     *("ce", "swce", "focal", "nce_mae", "mixup", "forward", "coteaching", "dividemix", "c2d"),
-    *("mentornet", "selfie"),
+    *("reweight", "decoupling", "mentornet", "selfie"),
 )
 
 SECTIONS: tuple[Section, ...] = (
     _section(baseline, *_BUDGETED),  # first: forward and dividemix split its epochs
     _section(mixup, "mixup"),
-    _section(forward, "forward"),
+    _section(forward, "forward", "reweight"),  # reweight estimates T as forward does
     _section(coteaching, "coteaching"),
     _section(dividemix, "dividemix", "c2d", "paper_dividemix"),
     _section(c2d, "c2d"),
     _section(paper_dividemix, "paper_dividemix"),
     _section(mentornet, "mentornet"),
     _section(selfie, "selfie"),
+    _section(reweight, "reweight"),
+    _section(decoupling, "decoupling"),
 )
