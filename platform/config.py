@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from noisylab.errors import UserError
+from noisylab.sections import lsl as lsl_section
+from noisylab.sections.lsl import LslConfig
 
 MainLoss = Literal["swce", "ce", "focal"]
 SelectionLoss = Literal["nce_mae", "swce_focal"]
@@ -239,6 +241,7 @@ class RunConfig:
     dividemix: DivideMixConfig = field(default_factory=DivideMixConfig)
     c2d: C2DConfig = field(default_factory=C2DConfig)
     paper_dividemix: PaperDivideMixConfig = field(default_factory=PaperDivideMixConfig)
+    lsl: LslConfig = field(default_factory=LslConfig)
 
     # ---- derived -------------------------------------------------------------------------
     @property
@@ -448,6 +451,7 @@ def validate(cfg: RunConfig, *, methods: tuple[str, ...]) -> RunConfig:
         raise UserError(f"loss.focal_gamma must be ≥ 0, got {cfg.loss.focal_gamma}")
     _validate_methods(cfg)
     _validate_two_networks(cfg)
+    lsl_section.check(cfg)  # method sections check themselves (a registry replaces this line)
     return cfg
 
 

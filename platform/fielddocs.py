@@ -1,4 +1,5 @@
-"""One-line descriptions of config fields, read from the comments of `config.py` itself.
+"""One-line descriptions of config fields, read from the comments of the modules that define them
+(`config.py`, and `noisylab.sections.<name>` for a method's own section).
 
 The config's comments are its documentation (units, sources, why a default); `noisylab fields` shows
 them rather than keep a second copy that would drift. A field's description is its trailing comment,
@@ -11,12 +12,12 @@ import ast
 import dataclasses
 import inspect
 import io
+import sys
 import tokenize
 import typing
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
-from noisylab import config as config_module
 from noisylab.config import RunConfig
 
 
@@ -29,10 +30,10 @@ def _comments(source: str) -> dict[int, str]:
     return out
 
 
-@lru_cache(maxsize=1)
-def _class_fields() -> dict[str, dict[str, str]]:
-    """{class name: {field name: description}} for the dataclasses of config.py."""
-    source = inspect.getsource(config_module)
+@cache
+def _class_fields(module: str) -> dict[str, dict[str, str]]:
+    """{class name: {field name: description}} for the dataclasses of `module` (an imported one)."""
+    source = inspect.getsource(sys.modules[module])
     comments = _comments(source)
     lines = source.splitlines()
     out: dict[str, dict[str, str]] = {}
@@ -68,7 +69,7 @@ def _shorten(text: str, limit: int = 160) -> str:
 def describe_fields(cls: type = RunConfig, prefix: str = "") -> dict[str, tuple[Any, str]]:
     """{dotted path: (type, description)} for every settable field."""
     hints = typing.get_type_hints(cls)
-    own = _class_fields().get(cls.__name__, {})
+    own = _class_fields(cls.__module__).get(cls.__name__, {})
     out: dict[str, tuple[Any, str]] = {}
     for f in dataclasses.fields(cls):
         tp = hints[f.name]

@@ -13,6 +13,7 @@ METHODS = (
     "forward",
     "coteaching",
     "dividemix",
+    "lsl",
     "paper",
     "paper_focal",
     "paper_swce_focal",

@@ -3,7 +3,8 @@ under instance-dependent noise (Xia et al. 2020) at 20, 30 and 50 %, ResNet-18, 
 
 The report's "Our Method" row is the pipeline on top of DivideMix (`paper_dividemix`); `paper` (the
 pipeline on one network) and `c2d` (SimCLR initialisation of DivideMix alone) tell its parts apart.
-Table II's Reweight, Decoupling, MentorNet and LSL rows are shown for reference (`--vs-paper`)."""
+`lsl` is a reconstruction (no official code is public; see trainables/lsl.py). Table II's Reweight,
+Decoupling and MentorNet rows are shown for reference (`--vs-paper`)."""
 
 from noisylab.sweeps import Study, cpu_profile, gpu_profile
 
@@ -11,7 +12,17 @@ STUDY = Study(
     name="paper_table2",
     description="Table II: CIFAR-10/100 × IDN 20/30/50 % × the pipeline on DivideMix and its baselines",
     grid={
-        "method": ("paper_dividemix", "paper", "c2d", "ce", "mixup", "forward", "coteaching", "dividemix"),
+        "method": (
+            "paper_dividemix",
+            "paper",
+            "c2d",
+            "ce",
+            "mixup",
+            "forward",
+            "coteaching",
+            "dividemix",
+            "lsl",
+        ),
         "data.dataset": ("cifar10", "cifar100"),
         "data.noise": ("idn:0.2", "idn:0.3", "idn:0.5"),
         "model.name": ("resnet18",),
