@@ -35,6 +35,7 @@ from noisylab.sections.coteaching import CoteachingConfig
 from noisylab.sections.decoupling import DecouplingConfig
 from noisylab.sections.dividemix import DivideMixConfig
 from noisylab.sections.forward import ForwardConfig
+from noisylab.sections.lsl import LslConfig
 from noisylab.sections.mentornet import MentorNetConfig
 from noisylab.sections.mixup import MixupConfig
 from noisylab.sections.paper_dividemix import PaperDivideMixConfig
@@ -188,6 +189,7 @@ class RunConfig:
     selfie: SelfieConfig = field(default_factory=SelfieConfig)
     reweight: ReweightConfig = field(default_factory=ReweightConfig)
     decoupling: DecouplingConfig = field(default_factory=DecouplingConfig)
+    lsl: LslConfig = field(default_factory=LslConfig)
 
     # The dotted paths of the None-means-default fields that `resolve` filled with the value this run uses
     # (its method's rule: the paper's λ_u for this noise, the baseline's budget...). Written by `resolve`

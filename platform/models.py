@@ -24,7 +24,8 @@ CIFAR_STEM_MAX_SIZE = 64  # pixels: up to this size a 3×3/stride-1 stem keeps e
 
 class Network(nn.Module):
     """Backbone → pooled features [B, F]; `head` → logits [B, K]; `projector` → [B, proj_dim];
-    with `predictor=True` also BYOL's `predictor` on top of the projector → [B, proj_dim]."""
+    with `predictor=True` also BYOL's `predictor` on top of the projector → [B, proj_dim]; with
+    `structural_head=True` also LSL's second classifier `structural_head` → [B, K]."""
 
     def __init__(
         self,
@@ -34,6 +35,7 @@ class Network(nn.Module):
         proj_dim: int,
         *,
         predictor: bool = False,
+        structural_head: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -53,10 +55,32 @@ class Network(nn.Module):
                 nn.ReLU(inplace=True),
                 nn.Linear(num_features, proj_dim),
             )
+        # LSL's structural labels train their own linear head on the same features (trainables/lsl.py).
+        # Built last and only when asked, so every other network keeps its parameters, state dict and
+        # initial weights.
+        self.structural_head: nn.Linear | None = None
+        if structural_head:
+            self.structural_head = nn.Linear(num_features, num_classes)
 
-    def forward(self, x: Tensor, *, project: bool = False, predict: bool = False) -> Tensor:
-        """Logits [B, K]; `project`: projections [B, proj_dim]; `predict`: BYOL predictions q(g(f(x)))."""
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        project: bool = False,
+        predict: bool = False,
+        features: bool = False,
+        structural: bool = False,
+    ) -> Tensor:
+        """Logits [B, K]; `project`: projections [B, proj_dim]; `predict`: BYOL predictions q(g(f(x)));
+        `features`: the pooled backbone features [B, F]; `structural`: the classifier's and the
+        structural head's logits stacked [2, B, K] (one forward serves both heads)."""
         feats = self.backbone(x)  # (B, F): timm with num_classes=0 returns pooled features
+        if features:
+            return feats
+        if structural:
+            if self.structural_head is None:
+                raise RuntimeError("this network has no structural head: build it with structural_head=True")
+            return torch.stack([self.head(feats), self.structural_head(feats)])  # (2, B, K)
         if predict:
             if self.predictor is None:
                 raise RuntimeError("this network has no predictor: build it with predictor=True")
@@ -88,10 +112,16 @@ def available_models() -> list[str]:
 
 
 def build_network(
-    cfg: ModelConfig, *, num_classes: int, in_chans: int, image_size: int, predictor: bool = False
+    cfg: ModelConfig,
+    *,
+    num_classes: int,
+    in_chans: int,
+    image_size: int,
+    predictor: bool = False,
+    structural_head: bool = False,
 ) -> Network:
     """Build `cfg.name` from timm (random init: no weights are downloaded) with the chosen stem/width;
-    `predictor` adds BYOL's predictor head."""
+    `predictor` adds BYOL's predictor head, `structural_head` LSL's second classifier."""
     if cfg.name not in timm.list_models():
         raise UserError(
             f"unknown model '{cfg.name}': use a timm model name such as resnet18 or resnet34 "
@@ -115,7 +145,14 @@ def build_network(
     # What the pooled forward returns: timm models with a pre-logits layer (MobileNetV3, ...) report it
     # as head_hidden_size, the rest as num_features.
     num_features = int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)  # type: ignore[arg-type]
-    return Network(backbone, num_features, num_classes, cfg.proj_dim, predictor=predictor)
+    return Network(
+        backbone,
+        num_features,
+        num_classes,
+        cfg.proj_dim,
+        predictor=predictor,
+        structural_head=structural_head,
+    )
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -197,13 +234,20 @@ def build_model(
     in_chans: int,
     image_size: int,
     predictor: bool = False,
+    structural_head: bool = False,
 ) -> nn.Module:
     """What a run trains: one `Network` (from the caller's RNG, which the worker seeds with `seed`; with
-    BYOL's `predictor` if asked), or, for a method with `networks = 2`, a `TwinNetwork` seeded as
-    `build_twin` says (no two-network method pre-trains, so its members get no predictor)."""
+    BYOL's `predictor` and LSL's `structural_head` if asked), or, for a method with `networks = 2`, a
+    `TwinNetwork` seeded as `build_twin` says (no two-network method pre-trains or needs a second head,
+    so its members get neither)."""
     if networks == 1:
         return build_network(
-            cfg, num_classes=num_classes, in_chans=in_chans, image_size=image_size, predictor=predictor
+            cfg,
+            num_classes=num_classes,
+            in_chans=in_chans,
+            image_size=image_size,
+            predictor=predictor,
+            structural_head=structural_head,
         )
     if networks != 2:
         raise ValueError(f"a run trains 1 or 2 networks, not {networks}")

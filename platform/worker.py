@@ -36,7 +36,7 @@ from noisylab.runtime import (
     run_schedule,
 )
 from noisylab.trackers import RunTrackers, combine
-from noisylab.trainables import get_method, method_networks
+from noisylab.trainables import get_method, method_networks, model_options
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,7 @@ def build_context(spec: WorkerSpec, bundle: DataBundle, world: World, *, in_ray:
         in_chans=train_images.shape[1],
         image_size=h,
         predictor=cfg.pretrain.method == "byol",  # BYOL's predictor is trained by the phase's optimiser
+        **model_options(cfg),  # heads a method asks for (LSL's structural head)
     )
     net.to(world.device)
     if cfg.model.channels_last:

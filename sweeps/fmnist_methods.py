@@ -17,6 +17,7 @@ METHODS = (
     "dividemix",
     "mentornet",
     "selfie",
+    "lsl",
     "paper",
     "paper_focal",
     "paper_swce_focal",

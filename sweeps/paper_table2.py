@@ -4,7 +4,8 @@ under instance-dependent noise (Xia et al. 2020) at 20, 30 and 50 %, ResNet-18, 
 The report's "Our Method" row is the pipeline on top of DivideMix (`paper_dividemix`); `paper` (the
 pipeline on one network) and `c2d` (SimCLR initialisation of DivideMix alone) tell its parts apart.
 `mentornet` is Table II's MentorNet row run here (MentorNet-PD); `selfie` is the selective refurbishment the
-report cites for its consensus step. Table II's LSL row is shown for reference (`--vs-paper`)."""
+report cites for its consensus step; `lsl` is a reconstruction (no official code is public; see
+trainables/lsl.py)."""
 
 from noisylab.sweeps import Study, cpu_profile, gpu_profile
 
@@ -25,6 +26,7 @@ STUDY = Study(
             "dividemix",
             "mentornet",
             "selfie",
+            "lsl",
         ),
         "data.dataset": ("cifar10", "cifar100"),
         "data.noise": ("idn:0.2", "idn:0.3", "idn:0.5"),

@@ -356,6 +356,21 @@ CASES: list[Case] = [
         2,
         "pretrain.method must be simclr or none",
     ),
+    Case("lsl with k = 0", None, [*RUN, "--method", "lsl", "--set", "lsl.k=0"], 2, "lsl.k must be ≥ 1"),
+    Case(
+        "lsl vote share above 1",
+        None,
+        [*RUN, "--method", "lsl", "--set", "lsl.select_threshold=1.5"],
+        2,
+        "lsl.select_threshold must lie in (0, 1]",
+    ),
+    Case(
+        "lsl warm-up as long as the run",
+        None,
+        [*RUN, "--method", "lsl", "--set", "lsl.warmup_epochs=99"],
+        2,
+        "leaves no epoch with structural labels",
+    ),
     # names and storage
     Case("--name with ..", None, [*RUN, "--name", "../x"], 2, "is not a plain name"),
     Case("--name absolute", None, [*RUN, "--name", "{tmp}/abs"], 2, "is not a plain name"),

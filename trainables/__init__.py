@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
+from noisylab.config import RunConfig
 from noisylab.runtime import Method
 from noisylab.trainables.c2d import c2d_method
 from noisylab.trainables.ce import ce_method
@@ -15,6 +17,7 @@ from noisylab.trainables.coteaching import coteaching_method
 from noisylab.trainables.decoupling import decoupling_method
 from noisylab.trainables.dividemix import dividemix_method
 from noisylab.trainables.forward import ForwardMethod
+from noisylab.trainables.lsl import LslMethod
 from noisylab.trainables.mentornet import mentornet_method
 from noisylab.trainables.mixup import MixupMethod
 from noisylab.trainables.paper import PaperMethod
@@ -42,6 +45,7 @@ METHODS: dict[str, Callable[[], Method]] = {
     "mentornet": mentornet_method,
     "selfie": selfie_method,
     "paper_dividemix": PaperDivideMixMethod,
+    "lsl": LslMethod,
     # Variants: a base method under another name, with the defaults of noisylab.variants.
     **{name: functools.partial(_BASES[v.base], name) for name, v in VARIANTS.items()},
 }
@@ -58,3 +62,10 @@ def get_method(name: str) -> Method:
 def method_networks(name: str) -> int:
     """How many networks a method trains: its `networks` attribute (2 = a TwinNetwork), else 1."""
     return int(getattr(get_method(name), "networks", 1))
+
+
+def model_options(cfg: RunConfig) -> dict[str, Any]:
+    """Keyword options of `models.build_model` that the run's method asks for through its optional
+    `model_options(cfg)` (LSL's structural head); none for the others, whose networks stay as they are."""
+    ask = getattr(get_method(cfg.method), "model_options", None)
+    return dict(ask(cfg)) if ask is not None else {}

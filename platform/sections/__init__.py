@@ -40,6 +40,7 @@ from noisylab.sections import (
     decoupling,
     dividemix,
     forward,
+    lsl,
     mentornet,
     mixup,
     paper_dividemix,
@@ -66,7 +67,7 @@ def _section(module: ModuleType, *methods: str) -> Section:
 # The one-network baselines train for `baseline.epochs`; so do the two-network ones.
 _BUDGETED = (
     *("ce", "swce", "focal", "nce_mae", "mixup", "forward", "coteaching", "dividemix", "c2d"),
-    *("reweight", "decoupling", "mentornet", "selfie"),
+    *("reweight", "decoupling", "mentornet", "selfie", "lsl"),
 )
 
 SECTIONS: tuple[Section, ...] = (
@@ -81,4 +82,5 @@ SECTIONS: tuple[Section, ...] = (
     _section(selfie, "selfie"),
     _section(reweight, "reweight"),
     _section(decoupling, "decoupling"),
+    _section(lsl, "lsl"),
 )
