@@ -62,6 +62,15 @@ Budget, learning rate and optimiser are the baseline's (`baseline_epochs`, `base
 0.02, momentum 0.9, weight decay 5e-4, cosine schedule, batch 128, 300 epochs, PreAct ResNet-18). Cost per
 sample and epoch: V trained passes (2 by default) and one scan.
 
+Measured here (CPU, seed 0, ResNet-18 width 8, AdamW). Fashion-MNIST IDN 30 %, `cpu-small` (1,500
+images, 30 epochs): `ce` 66.2 %, `lsl` 59.8 % (SimCLR views), `lsl.view=weak` 69.3 %; with weak views the
+structural labels end at 73.1 % right (the given labels 71.9 %), the selection at 95.0 % precision.
+Digits (400 images, sym 30 %, 7 epochs, batch 64, lr 3e-3, k = 10, select_k = 20, weak views): `ce`
+69.5 %, `lsl` 82.5 %, shared head 83.5 %, λ_st = 0 (SSR alone) 81.5 %, without selection 71.5 %, SimCLR
+views 58.5 %; structural labels 82.5 % right against the given labels' 71 %. At these budgets SSR's
+selection carries the gain and the SimCLR view slows learning; the structural term's own share is
+within a seed's noise.
+
 Epoch metrics (diagnostics against the clean labels, which training never reads): `structural_acc`
 (share of samples whose structural label's arg-max is the clean label), `structural_clean_mass` (mean
 S_i[clean_i]), `structural_acc_mislabelled` (the first over samples whose given label is wrong), beside
