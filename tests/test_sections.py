@@ -46,6 +46,11 @@ RESOLVED: dict[str, set[str]] = {
     "dividemix": {"baseline.epochs", "dividemix.warmup_epochs"} | DIVIDEMIX_RULES,
     "c2d": {"baseline.epochs"} | DIVIDEMIX_RULES,  # c2d warms up for c2d.warmup_epochs
     "paper_dividemix": DIVIDEMIX_RULES,  # the pipeline's schedule: no baseline budget
+    "reweight": {"baseline.epochs", "forward.estimate_epochs", "forward.train_epochs"},  # forward's phases
+    "decoupling": {"baseline.epochs"},
+    "mentornet": {"baseline.epochs"},
+    "selfie": {"baseline.epochs", "selfie.history", "selfie.noise_rate", "selfie.warmup_epochs"},
+    "lsl": {"baseline.epochs"},
 }
 
 

@@ -96,7 +96,7 @@ def test_cli_dry_run_lists_trials_and_writes_nothing(tmp_path: Path) -> None:
         app, ["sweep", "paper_table2", "--dry-run", "--profile", "gpu", "--storage", str(tmp_path / "s")]
     )
     assert result.exit_code == 0, result.output
-    assert "186 trials" in result.output and "dividemix" in result.output and "cifar100" in result.output
+    assert "234 trials" in result.output and "dividemix" in result.output and "cifar100" in result.output
     assert not (tmp_path / "s").exists()
 
 
