@@ -208,6 +208,13 @@ def execute(
     if cpus_per_worker is None:  # first: `--workers 99` is about CPUs, whatever else it breaks
         cpus_per_worker = check_resources(cfg) if address is None else 1
     cfg = validate(cfg, methods=method_names())  # resolved: config.json holds the values the run uses
+    if cfg.model.compile and method_networks(cfg.method) == 2:
+        # torch 2.14's inductor fails on the stacked two-network forward with dynamic batch sizes
+        # ("cannot determine truth value of Relational"): refuse before any file is written.
+        raise UserError(
+            f"model.compile is not supported for {cfg.method}, which trains two networks at once: "
+            "drop --set model.compile=true (it works for one-network methods)"
+        )
     if not use_ray and address is not None:
         raise UserError(
             f"--address {address} needs Ray workers, but --workers 0 runs in this process without Ray: "

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import digits_config, digits_context
+from helpers import FIRST_BATCH, digits_config, digits_context
 from scipy import stats
 
 from noisylab import losses
@@ -137,7 +137,8 @@ def test_mixup_trains_on_mixed_weak_views_in_one_forward(digits_npz: Path) -> No
     ctx.model = recording
     labels = ctx.noisy_labels.clone()
     idx = torch.arange(16)
-    loss, images = mixup_batches(ctx, labels=labels, alpha=1.0)(idx, torch.Generator().manual_seed(5))
+    out = mixup_batches(ctx, labels=labels, alpha=1.0)(idx, torch.Generator().manual_seed(5), FIRST_BATCH)
+    loss, images = out.loss, out.images
     assert len(seen) == 1 and images == 16  # one forward per step, no clean batch besides
     gen = torch.Generator().manual_seed(5)  # replay the draws by hand
     x = ctx.augmenter.weak(ctx.train_images[idx], gen)
