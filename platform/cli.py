@@ -17,6 +17,9 @@ from rich.table import Table
 
 from noisylab.errors import UserError
 
+# `report`/`plot --metric` (report.METRICS; spelled out here so `--help` imports no table code).
+METRIC_HELP = "acc, f1 (last epoch), acc_last10, f1_last10 (mean of the last 10 epochs), acc_best, f1_best"
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -82,7 +85,7 @@ def run(
             "coteaching, dividemix, c2d, mentornet, selfie"
         ),
     ] = "paper",
-    model: Annotated[str, typer.Option(help="timm model name (resnet18, resnet34, ...)")] = "resnet18",
+    model: Annotated[str, typer.Option(help="preact_resnet18 (default), preact_resnet34, resnet18, resnet34, or a timm model name")] = "preact_resnet18",
     profile: Annotated[str | None, typer.Option(help=_profiles_help())] = None,
     seed: Annotated[int, typer.Option(help="seeds the noise, the initial weights and the data order")] = 0,
     workers: Annotated[
@@ -444,7 +447,7 @@ def report(
         typer.Option(help="a CSV of more published numbers (the columns of noisylab's published.csv)"),
     ] = None,
     table: Annotated[str, typer.Option(help="pivot, cells, best, diagnostics, time or all")] = "pivot",
-    metric: Annotated[str, typer.Option(help="acc (test accuracy) or f1 (test macro-F1)")] = "acc",
+    metric: Annotated[str, typer.Option(help=METRIC_HELP)] = "acc",
     format_: Annotated[
         str, typer.Option("--format", help="table (terminal), csv, parquet, markdown or latex")
     ] = "table",
@@ -516,7 +519,7 @@ def plot(
         typer.Option("--output", "--out", "-o", help="folder for the figures (created if needed)"),
     ],
     study: Annotated[str | None, typer.Option(help="keep only this study's records")] = None,
-    metric: Annotated[str, typer.Option(help="acc (test accuracy) or f1 (test macro-F1)")] = "acc",
+    metric: Annotated[str, typer.Option(help=METRIC_HELP)] = "acc",
     format_: Annotated[str, typer.Option("--format", help="png, pdf or svg")] = "png",
 ) -> None:
     """Figures: accuracy against noise rate per method; selection precision per stage (pipeline runs).

@@ -84,9 +84,19 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "resnet18"  # any timm model name; resnet18/resnet34 get the stem option below
-    width: int = 64  # channels of the first stage (timm's ResNet default is 64); CPU profiles shrink it
+    # preact_resnet18/34 (DivideMix's PreAct ResNet at ≤ 64 px), resnet18/34 (timm's post-activation
+    # ResNet; DivideMix's own ResNet34), or any other timm model name. The default is the network of
+    # DivideMix, C2D, SSR and most of the report's Table II; on clean Fashion-MNIST it learns about as fast
+    # as a plain PreAct ResNet-18 and as timm's resnet18 without zero-initialised BN (BENCHMARKS.md,
+    # "Which network").
+    name: str = "preact_resnet18"
+    width: int = 64  # channels of the first stage (64 in every ResNet-18/34); CPU profiles shrink it
     stem: Stem = "auto"  # auto: 3×3/stride-1/no max-pool (CIFAR stem) for images ≤ 64 px, else ImageNet
+    # Start each residual branch at zero (timm's ImageNet default: the last BN weight of a block, the last
+    # conv of a pre-activation block), so every block begins as the identity. A large-batch ImageNet trick
+    # (Goyal et al. 2017): at the 10-30-epoch budgets of CPU runs it costs about ten points of accuracy
+    # (BENCHMARKS.md, "Which network"), and the reference codes of the noisy-label field do not use it.
+    zero_init_last: bool = False
     proj_dim: int = 128  # SimCLR projection output (report silent; SimCLR's CIFAR value)
     # NHWC memory layout of the network and of every batch: faster convolutions on GPUs with tensor
     # cores (with bf16/fp16); the `gpu` profile turns it on. Results match NCHW up to rounding.

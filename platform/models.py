@@ -18,7 +18,16 @@ from torch import Tensor, nn
 from noisylab.config import ModelConfig
 from noisylab.errors import UserError
 
-_RESNETS = ("resnet18", "resnet34")  # BasicBlock ResNets: the ones the width/stem options rewire
+# The BasicBlock ResNets whose width and stem noisylab sets: name → (timm model, pre-activation blocks).
+# `preact_*` are timm's ResNetV2 with PreActBasic blocks, rebuilt at ≤ 64 px into DivideMix's
+# `PreResNet.ResNet18` layer for layer (see `_preact_cifar`); `resnet*` are timm's post-activation ResNets
+# (DivideMix's own `ResNet34` is this one: BasicBlock, CIFAR stem, no zero-initialised BN).
+RESNETS: dict[str, tuple[str, bool]] = {
+    "preact_resnet18": ("resnetv2_18", True),
+    "preact_resnet34": ("resnetv2_34", True),
+    "resnet18": ("resnet18", False),
+    "resnet34": ("resnet34", False),
+}
 CIFAR_STEM_MAX_SIZE = 64  # pixels: up to this size a 3×3/stride-1 stem keeps enough resolution
 
 
@@ -88,27 +97,61 @@ class Network(nn.Module):
         return self.projector(feats) if project else self.head(feats)
 
 
+@torch.no_grad()
+def timm_init(module: nn.Module) -> nn.Module:
+    """Initialise a layer noisylab puts into a timm ResNet the way timm initialises its neighbours:
+    convolutions Kaiming-normal with fan-out (He et al. 2015), BatchNorm weight 1 and bias 0. PyTorch's
+    own default (Kaiming-uniform with a = √5) starts a convolution about √3 times smaller."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return module
+
+
 def _rewire_stem(backbone: nn.Module, *, in_chans: int, width: int, cifar: bool) -> None:
-    """Give a timm BasicBlock ResNet a stem of `width` channels, and the CIFAR stem if asked.
+    """Give a timm post-activation BasicBlock ResNet a stem of `width` channels, and the CIFAR stem if
+    asked.
 
     timm fixes the stem at 64 channels whatever `channels` says, so a narrow network would still pay
-    for a 64-channel stem at full resolution; the stem and the first block's input are rebuilt instead.
+    for a 64-channel stem at full resolution; the stem and the first block's input are rebuilt instead,
+    each new layer initialised as timm initialises the rest (`timm_init`).
     """
     if cifar:
         # 3×3, stride 1, no max-pool: the stem used for 32-px inputs in the noisy-label literature.
-        backbone.conv1 = nn.Conv2d(in_chans, width, kernel_size=3, stride=1, padding=1, bias=False)
+        backbone.conv1 = timm_init(nn.Conv2d(in_chans, width, kernel_size=3, stride=1, padding=1, bias=False))
         backbone.maxpool = nn.Identity()
     elif width != 64:
-        backbone.conv1 = nn.Conv2d(in_chans, width, kernel_size=7, stride=2, padding=3, bias=False)
+        backbone.conv1 = timm_init(nn.Conv2d(in_chans, width, kernel_size=7, stride=2, padding=3, bias=False))
     if width != 64:
-        backbone.bn1 = nn.BatchNorm2d(width)
+        backbone.bn1 = timm_init(nn.BatchNorm2d(width))
         first = backbone.get_submodule("layer1.0")
-        first.conv1 = nn.Conv2d(width, width, kernel_size=3, stride=1, padding=1, bias=False)
+        first.conv1 = timm_init(nn.Conv2d(width, width, kernel_size=3, stride=1, padding=1, bias=False))
         first.downsample = None  # type: ignore[assignment]  # input and output now both have `width` channels
 
 
+def _preact_cifar(backbone: nn.Module, *, in_chans: int, width: int) -> None:
+    """Turn timm's ResNetV2 (PreActBasic blocks) into DivideMix's `PreResNet.ResNet18`/34 layout for
+    small images: a 3×3/stride-1 conv → BN → ReLU stem of `width` channels with no max-pool (timm's is
+    a 7×7/stride-2 conv and a max-pool, with no norm), and no norm after the last stage (timm ends in
+    BN → ReLU; the reference pools the last block's sum directly). The blocks themselves already match:
+    BN → ReLU → conv3×3 → BN → ReLU → conv3×3, a 1×1 projection of the pre-activated input where the
+    shape changes."""
+    from timm.layers import BatchNormAct2d
+
+    stem = nn.Sequential()
+    stem.add_module("conv", nn.Conv2d(in_chans, width, kernel_size=3, stride=1, padding=1, bias=False))
+    stem.add_module("norm", BatchNormAct2d(width))  # BN → ReLU in one module (timm's norm-act layer)
+    backbone.stem = timm_init(stem)
+    backbone.norm = nn.Identity()
+
+
 def available_models() -> list[str]:
-    return list(timm.list_models())
+    return sorted(set(timm.list_models()) | set(RESNETS))
 
 
 def build_network(
@@ -120,28 +163,35 @@ def build_network(
     predictor: bool = False,
     structural_head: bool = False,
 ) -> Network:
-    """Build `cfg.name` from timm (random init: no weights are downloaded) with the chosen stem/width;
-    `predictor` adds BYOL's predictor head, `structural_head` LSL's second classifier."""
-    if cfg.name not in timm.list_models():
+    """Build `cfg.name` (one of `RESNETS`, or any timm model; random init, no weights are downloaded)
+    with the chosen stem/width; `predictor` adds BYOL's predictor head, `structural_head` LSL's second
+    classifier."""
+    is_resnet = cfg.name in RESNETS
+    if not is_resnet and cfg.name not in timm.list_models():
         raise UserError(
-            f"unknown model '{cfg.name}': use a timm model name such as resnet18 or resnet34 "
-            "(`python -c 'import timm; print(timm.list_models())'` lists them)"
+            f"unknown model '{cfg.name}': use {', '.join(RESNETS)} or a timm model name "
+            "(`python -c 'import timm; print(timm.list_models())'` lists timm's)"
         )
-    is_resnet = cfg.name in _RESNETS
     if not is_resnet and cfg.width != 64:
-        raise UserError(f"model.width applies to timm ResNets only ({', '.join(_RESNETS)}), not {cfg.name}")
+        raise UserError(f"model.width applies to {', '.join(RESNETS)} only, not {cfg.name}")
     if not is_resnet and cfg.stem == "cifar":
-        raise UserError(f"model.stem=cifar applies to timm ResNets only, not {cfg.name}")
-    kwargs: dict[str, Any] = {}
-    if is_resnet:
-        w = cfg.width
-        kwargs = {"channels": (w, 2 * w, 4 * w, 8 * w)}
-    backbone = timm.create_model(cfg.name, pretrained=False, num_classes=0, in_chans=in_chans, **kwargs)
+        raise UserError(f"model.stem=cifar applies to {', '.join(RESNETS)} only, not {cfg.name}")
     stem = cfg.stem
     if stem == "auto":
         stem = "cifar" if is_resnet and image_size <= CIFAR_STEM_MAX_SIZE else "imagenet"
     if is_resnet:
-        _rewire_stem(backbone, in_chans=in_chans, width=cfg.width, cifar=stem == "cifar")
+        timm_name, preact = RESNETS[cfg.name]
+        w = cfg.width
+        kwargs: dict[str, Any] = {"channels": (w, 2 * w, 4 * w, 8 * w), "zero_init_last": cfg.zero_init_last}
+        if preact:
+            kwargs["stem_chs"] = w
+        backbone = timm.create_model(timm_name, pretrained=False, num_classes=0, in_chans=in_chans, **kwargs)
+        if preact and stem == "cifar":
+            _preact_cifar(backbone, in_chans=in_chans, width=w)
+        elif not preact:
+            _rewire_stem(backbone, in_chans=in_chans, width=w, cifar=stem == "cifar")
+    else:
+        backbone = timm.create_model(cfg.name, pretrained=False, num_classes=0, in_chans=in_chans)
     # What the pooled forward returns: timm models with a pre-logits layer (MobileNetV3, ...) report it
     # as head_hidden_size, the rest as num_features.
     num_features = int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)  # type: ignore[arg-type]

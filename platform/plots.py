@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from noisylab.atomic import write_with
 from noisylab.confdiff import with_config_columns
 from noisylab.errors import UserError
-from noisylab.report import METRICS, cells, metric_column, noise_label
+from noisylab.report import METRIC_NAMES, cells, metric_column, noise_label
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under protan-, deutan- and tritanopia.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -106,7 +106,7 @@ def accuracy_figure(table: pl.DataFrame, dataset: str, metric: str) -> Figure:
             **style(i),
         )
     ax.set_xticks(sorted({100 * r for r in table["noise_rate"].to_list()}))
-    name = "test accuracy" if METRICS[metric] == "test_acc" else "test macro-F1"
+    name = METRIC_NAMES[metric]
     ax.set_xlabel(
         f"{KIND_AXIS.get(kinds[0], kinds[0])} noise rate (%)" if len(kinds) == 1 else "noise rate (%)"
     )

@@ -26,9 +26,37 @@ from noisylab.confdiff import with_config_columns
 from noisylab.errors import UserError
 from noisylab.tables import Titled
 
-METRICS = {"acc": "test_acc", "f1": "test_f1"}
+# --metric: which reading of a run's test curve a table pools. The last epoch is what papers usually
+# print; at small budgets one epoch swings by several points, so the mean over the last 10 evaluated
+# epochs (Co-teaching's reading) and the best epoch's value are kept too (`results.curve_summary`).
+METRICS = {
+    "acc": "test_acc",
+    "f1": "test_f1",
+    "acc_last10": "test_acc_last10",
+    "f1_last10": "test_f1_last10",
+    "acc_best": "best_test_acc",
+    "f1_best": "best_test_f1",
+}
+METRIC_NAMES = {
+    "acc": "test accuracy",
+    "f1": "test macro-F1",
+    "acc_last10": "test accuracy, mean of the last 10 epochs",
+    "f1_last10": "test macro-F1, mean of the last 10 epochs",
+    "acc_best": "test accuracy at the best epoch",
+    "f1_best": "test macro-F1 at the best epoch",
+}
 # Record columns holding fractions in [0, 1] (shown in %); a study may optimise any record column.
-FRACTIONS = ("test_acc", "test_f1", "warmup_test_acc", "warmup_test_f1", "final_label_acc")
+FRACTIONS = (
+    "test_acc",
+    "test_f1",
+    "warmup_test_acc",
+    "warmup_test_f1",
+    "final_label_acc",
+    "test_acc_last10",
+    "test_f1_last10",
+    "best_test_acc",
+    "best_test_f1",
+)
 # `config`: what sets the run's config apart besides these columns (confdiff); a cell pools seeds only.
 CELL_KEYS = ("method", "model", "profile", "config", "dataset", "noise_kind", "noise_rate", "noise")
 _KIND_LABELS = {"idn": "IDN", "symmetric": "sym", "pair": "pair", "none": "clean"}
@@ -55,6 +83,20 @@ def metric_column(metric: str) -> str:
     if metric not in METRICS:
         raise UserError(f"unknown metric '{metric}': choose one of {', '.join(METRICS)}")
     return METRICS[metric]
+
+
+def model_family(model: str | None) -> str | None:
+    """The plain depth name a published row may give for a model: preact_resnet18 → resnet18 (papers
+    write "ResNet-18" for DivideMix's PreAct network too); other names are their own family."""
+    if model is None:
+        return None
+    return model.removeprefix("preact_")
+
+
+def published_metric(metric: str) -> str:
+    """The published numbers' metric a reading is set beside: papers print one value per cell (acc or
+    f1), so the last-10 mean and the best epoch are compared with it too."""
+    return metric.split("_")[0]
 
 
 # --------------------------------------------------------------------------------------------- cells
@@ -253,25 +295,33 @@ def vs_paper(cell_table: pl.DataFrame, published: pl.DataFrame, metric: str = "a
     rate = pl.col("noise_rate").round(_JOIN_DIGITS).alias("_rate")
     on = ["method", "dataset", "noise_kind", "_rate"]
     mine = cell_table.with_columns(rate).with_row_index("_row")
-    pub = published.filter(pl.col("metric") == metric).with_columns(rate)
+    pub = published.filter(pl.col("metric") == published_metric(metric)).with_columns(rate)
     pub = pub.join(mine.select(on[1:]).unique(), on=on[1:], how="semi")  # only the cells shown
     any_model = pub.filter(pl.col("model") == "")
     one_model = pub.filter(pl.col("model") != "")
+    # A published "resnet18" is the depth the paper names, so a preact_resnet18 run is set beside it
+    # when no row names preact_resnet18 itself (the exact model wins, then the family, then any model).
+    mine = mine.with_columns(
+        pl.col("model").map_elements(model_family, return_dtype=pl.String).alias("_family")
+    )
+    picked = ["value_pct", "table", "source"]
+    family = one_model.select(*on, pl.col("model").alias("_family"), *picked)
     measured = (
-        mine.join(
-            one_model.select(*on, "model", "value_pct", "table", "source"), on=[*on, "model"], how="left"
-        )
-        .join(any_model.select(*on, "value_pct", "table", "source"), on=on, how="left", suffix="_any")
+        mine.join(one_model.select(*on, "model", *picked), on=[*on, "model"], how="left")
+        .join(family, on=[*on, "_family"], how="left", suffix="_family")
+        .join(any_model.select(*on, *picked), on=on, how="left", suffix="_any")
         .with_columns(
-            pl.coalesce("value_pct", "value_pct_any").alias("published_pct"),
-            pl.coalesce("table", "table_any").alias("published_in"),
-            pl.coalesce("source", "source_any").alias("source"),
+            pl.coalesce("value_pct", "value_pct_family", "value_pct_any").alias("published_pct"),
+            pl.coalesce("table", "table_family", "table_any").alias("published_in"),
+            pl.coalesce("source", "source_family", "source_any").alias("source"),
         )
         .with_columns((pl.col("mean_pct") - pl.col("published_pct")).alias("diff_pct"))
     )
     reference = pl.concat(
         [
-            one_model.join(mine, on=[*on, "model"], how="anti"),
+            one_model.join(mine, on=[*on, "model"], how="anti").join(
+                mine.select(*on, pl.col("_family").alias("model")), on=[*on, "model"], how="anti"
+            ),
             any_model.join(mine, on=on, how="anti").with_columns(pl.lit(None, pl.String).alias("model")),
         ]
     ).select(
@@ -587,7 +637,7 @@ def report_tables(
         cell_table = with_planned(cell_table, planned)
         method_order = [str(m) for m in study.grid.get("method", ())]
         name = f"{study.name}: "
-    what = "accuracy" if column == "test_acc" else "macro-F1"
+    what = METRIC_NAMES[metric].removeprefix("test ")
     chosen = ["pivot", "cells", "best", "diagnostics", "time"] if table == "all" else [table]
     if table == "all" and published is not None:
         chosen.insert(0, "vs_paper")  # every table: the comparison and the plain pivot both

@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 
 RECORD_FILE = "record.parquet"
 SCHEMA_VERSION = 1
+# Test accuracy of one epoch swings by several points at small budgets, so a record also keeps the mean
+# over the last evaluated epochs: Co-teaching's paper (Han et al. 2018, §4) reports the last 10.
+LAST_EPOCHS = 10
+# What a run's test curve is summarised by besides its last value; every column is a fraction.
+CURVE_COLUMNS = ("test_acc_last10", "test_f1_last10", "best_test_acc", "best_test_f1", "best_epoch")
 
 _STAGE_KEYS = ("selected_size", "selected_precision", "selected_recall")
 _ITER_KEYS = (
@@ -62,6 +67,28 @@ def _f(x: Any) -> float | None:
         return None
     x = float(x)
     return None if math.isnan(x) else x
+
+
+def curve_summary(evals: list[dict[str, Any]]) -> dict[str, Any]:
+    """The test curve's summary: the mean accuracy and macro-F1 over the last `LAST_EPOCHS` evaluated
+    epochs (fewer when the run evaluated fewer), and the best epoch's accuracy, its F1 and its place (the
+    1-based position among the run's epochs, warm-up and pre-training included). `evals`: the history
+    entries that hold `test_acc`, in order, each with its schedule `step` when known."""
+    accs = [(i, _f(h.get("test_acc")), _f(h.get("test_f1"))) for i, h in enumerate(evals)]
+    accs = [(i, a, f) for i, a, f in accs if a is not None]
+    if not accs:
+        return dict.fromkeys(CURVE_COLUMNS)
+    tail = accs[-LAST_EPOCHS:]
+    f1s = [f for _, _, f in tail if f is not None]
+    best = max(accs, key=lambda t: t[1])  # the first epoch of the highest accuracy
+    place = evals[best[0]].get("step")
+    return {
+        "test_acc_last10": sum(a for _, a, _ in tail) / len(tail),
+        "test_f1_last10": sum(f1s) / len(f1s) if f1s else None,
+        "best_test_acc": best[1],
+        "best_test_f1": best[2],
+        "best_epoch": int(place) + 1 if place is not None else None,
+    }
 
 
 def build_record(
@@ -115,6 +142,7 @@ def build_record(
         "test_acc": _f(final.get("test_acc")),
         "test_f1": _f(final.get("test_f1")),
         "test_class_acc": [_f(x) for x in final.get("test_class_acc", [])],
+        **curve_summary(evals),
         "warmup_test_acc": _f(warm[-1]["test_acc"]) if warm else None,
         "warmup_test_f1": _f(warm[-1]["test_f1"]) if warm else None,
         "final_label_acc": _f(iters[-1]["label_acc"]) if iters else None,

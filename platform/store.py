@@ -13,6 +13,7 @@ Layouts found in practice:
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from noisylab.errors import UserError
-from noisylab.results import RECORD_FILE
+from noisylab.results import CURVE_COLUMNS, RECORD_FILE, curve_summary
 
 # Columns every record has had since schema version 1: a Parquet without them is not a record.
 REQUIRED_COLUMNS = ("run_id", "method", "dataset", "noise_kind", "noise_rate", "seed", "test_acc")
@@ -42,6 +43,7 @@ OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
     "data_root": pl.String(),
     "data_fingerprint": pl.String(),
 }
+CURVE_SCHEMA: dict[str, pl.DataType] = {c: pl.Float64() for c in CURVE_COLUMNS} | {"best_epoch": pl.Int64()}
 PATH_COLUMN = "record_path"  # added by the reader: where each row came from
 
 
@@ -162,7 +164,28 @@ def _read_one(f: _Found) -> pl.DataFrame:
         )
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    return frame.with_columns(pl.lit(f.name).alias(PATH_COLUMN))
+    return _with_curve(frame).with_columns(pl.lit(f.name).alias(PATH_COLUMN))
+
+
+def _with_curve(frame: pl.DataFrame) -> pl.DataFrame:
+    """A record written before the test curve's summary was recorded gets it from its own history, so
+    `--metric acc_last10` and `acc_best` report old runs too (`results.curve_summary`)."""
+    if all(c in frame.columns for c in CURVE_COLUMNS) or "history_json" not in frame.columns:
+        return frame
+    rows = []
+    for text in frame["history_json"]:
+        try:
+            history = json.loads(text) if text else []
+        except (TypeError, ValueError):
+            history = []
+        evals = (
+            [h for h in history if isinstance(h, dict) and "test_acc" in h]
+            if isinstance(history, list)
+            else []
+        )
+        rows.append(curve_summary(evals))
+    summary = pl.DataFrame(rows, schema=CURVE_SCHEMA)
+    return frame.with_columns(summary[c] for c in CURVE_COLUMNS if c not in frame.columns)
 
 
 def _concat(frames: list[pl.DataFrame], files: list[_Found]) -> pl.DataFrame:

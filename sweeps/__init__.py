@@ -30,6 +30,7 @@ STUDY_MODULES = (
     "fmnist_cpu",
     "fmnist_methods",
     "paper_ablation",
+    "fmnist_ranking",
 )
 
 

@@ -20,7 +20,7 @@ def make_record(
     seed: int = 0,
     test_acc: float = 0.5,
     test_f1: float | None = None,
-    model: str = "resnet18",
+    model: str = "preact_resnet18",
     profile: str = "gpu",
     study: str | None = None,
     params: dict[str, Any] | None = None,

@@ -236,25 +236,34 @@ def test_vs_paper_joins_and_differences(tmp_path: Path) -> None:
             "T2,cifar10,idn,0.2,dividemix,,acc,90.0,DivideMix paper",  # not run here
             "T2,cifar10,idn,0.2,ce,,f1,70.0,Report Table II F1",  # another metric
             "T2,cifar10,idn,0.3,ce,,acc,80.0,a cell not in the table",
+            "T2,cifar10,idn,0.2,mixup,resnet18,acc,88.0,a paper's ResNet-18",  # the depth, any block
+            "T2,cifar10,idn,0.2,forward,preact_resnet18,acc,87.0,PreAct only",  # not a post-act run
         ],
     ).filter(pl.col("table") == "T2")  # these rows alone, without the shipped ones for the same cells
     records = frame(
         [make_record(method="ce", seed=s, test_acc=a) for s, a in enumerate((0.80, 0.82, 0.84))]
         + [make_record(method="paper", seed=0, test_acc=0.9)]
+        + [make_record(method="mixup", seed=0, test_acc=0.86)]
+        + [make_record(method="forward", seed=0, test_acc=0.85, model="resnet18")]
     )
     table = vs_paper(cells(records), published)
     rows = {(r["method"], r["model"]): r for r in table.iter_rows(named=True)}
-    assert rows[("ce", "resnet18")]["published_pct"] == pytest.approx(85.5)
-    assert rows[("ce", "resnet18")]["diff_pct"] == pytest.approx(82.0 - 85.5)
-    assert rows[("ce", "resnet18")]["source"] == "Report Table II"
-    assert rows[("paper", "resnet18")]["published_pct"] is None  # the published row is for resnet34
+    assert rows[("ce", "preact_resnet18")]["published_pct"] == pytest.approx(85.5)
+    assert rows[("ce", "preact_resnet18")]["diff_pct"] == pytest.approx(82.0 - 85.5)
+    assert rows[("ce", "preact_resnet18")]["source"] == "Report Table II"
+    assert rows[("paper", "preact_resnet18")]["published_pct"] is None  # the published row is for resnet34
     assert (
         rows[("paper", "resnet34")]["mean_pct"] is None
         and rows[("paper", "resnet34")]["published_pct"] == 93.0
     )
     assert rows[("dividemix", None)]["n"] == 0 and rows[("dividemix", None)]["published_pct"] == 90.0
-    assert table.height == 4  # the IDN 30 % row has no cell here, the F1 row another metric
-    assert table["method"].to_list()[:2] == ["ce", "paper"]  # measured rows first
+    # A published "resnet18" is the depth: DivideMix's PreAct network is set beside it.
+    assert rows[("mixup", "preact_resnet18")]["diff_pct"] == pytest.approx(86.0 - 88.0)
+    # A published PreAct row is not set beside a post-activation run; it is listed on its own.
+    assert rows[("forward", "resnet18")]["published_pct"] is None
+    assert rows[("forward", "preact_resnet18")]["n"] == 0
+    assert table.height == 7  # the IDN 30 % row has no cell here, the F1 row another metric
+    assert table["method"].to_list()[:2] == ["ce", "forward"]  # measured rows first
     f1 = vs_paper(cells(records, "f1"), published, "f1")
     assert f1.filter(pl.col("method") == "ce")["published_pct"].to_list() == [70.0]
 
@@ -518,7 +527,7 @@ def test_runs_that_differ_in_more_than_the_seed_are_separate_rows() -> None:
     assert table["cifar10 IDN 20%"].to_list() == ["11.00 ± 1.41 (n=2)", "90.00 (n=1)"]
     best = best_configs(frame(records))
     assert best["configs"].to_list() == [2]
-    assert best["best"].to_list() == ["method=paper, model.name=resnet18, loss.main=ce, refine.threshold=0.5"]
+    assert best["best"].to_list() == ["method=paper, model.name=preact_resnet18, loss.main=ce, refine.threshold=0.5"]
 
 
 def test_a_variant_is_described_against_its_own_defaults() -> None:
