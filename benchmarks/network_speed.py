@@ -209,9 +209,8 @@ def _bare(job: Job, cfg: Any) -> Outcome:
         for idx in torch.randperm(len(y_train), generator=gen).split(BATCH):
             padded = F.pad(x_train[idx], (PADDING,) * 4, mode="reflect")  # (B, 1, 36, 36)
             dy, dx = torch.randint(0, 2 * PADDING + 1, (2, len(idx)), generator=gen)
-            crops = torch.stack(
-                [p[:, a : a + side, b : b + side] for p, a, b in zip(padded, dy.tolist(), dx.tolist(), strict=True)]
-            )  # (B, 1, 28, 28)
+            offsets = zip(padded, dy.tolist(), dx.tolist(), strict=True)
+            crops = torch.stack([p[:, a : a + side, b : b + side] for p, a, b in offsets])  # (B, 1, 28, 28)
             flip = torch.rand(len(idx), generator=gen) < 0.5
             crops = torch.where(flip.view(-1, 1, 1, 1), crops.flip(-1), crops)
             loss = F.cross_entropy(net((crops - mean) / std), y_train[idx])
@@ -234,11 +233,14 @@ def _bare(job: Job, cfg: Any) -> Outcome:
 # ---- the table ----------------------------------------------------------------------------------
 
 
-def table(outcomes: list[Outcome], args: argparse.Namespace) -> tuple[str, dict[tuple[str, str], dict[int, float]]]:
+Medians = dict[tuple[str, str], dict[int, float]]  # (network, side) → epoch → median accuracy %
+
+
+def table(outcomes: list[Outcome], args: argparse.Namespace) -> tuple[str, Medians]:
     epochs = [e for e in REPORTED_EPOCHS if e <= args.epochs]
     if args.epochs not in epochs:
         epochs.append(args.epochs)
-    medians: dict[tuple[str, str], dict[int, float]] = {}
+    medians: Medians = {}
     lines = [
         "| network | loop | parameters | "
         + " | ".join(f"epoch {e}" for e in epochs)
@@ -262,7 +264,7 @@ def table(outcomes: list[Outcome], args: argparse.Namespace) -> tuple[str, dict[
     return "\n".join(lines), medians
 
 
-def checks(medians: dict[tuple[str, str], dict[int, float]], args: argparse.Namespace) -> list[str]:
+def checks(medians: Medians, args: argparse.Namespace) -> list[str]:
     from noisylab.config import ModelConfig
 
     default = ModelConfig().name
@@ -274,9 +276,8 @@ def checks(medians: dict[tuple[str, str], dict[int, float]], args: argparse.Name
         if ref and mine:
             gap = mine[last] - ref[last]
             ok = "ok" if abs(gap) <= TOLERANCE or gap > 0 else "FAILS"
-            out.append(
-                f"default network ({default}, {side}) − reference (bare) at epoch {last}: {gap:+.1f} points [{ok}]"
-            )
+            what = f"default network ({default}, {side}) − reference (bare)"
+            out.append(f"{what} at epoch {last}: {gap:+.1f} points [{ok}]")
     for network in args.networks:
         bare, engine = medians.get((network, "bare")), medians.get((network, "engine"))
         if bare and engine:

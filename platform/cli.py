@@ -85,7 +85,9 @@ def run(
             "coteaching, dividemix, c2d, mentornet, selfie"
         ),
     ] = "paper",
-    model: Annotated[str, typer.Option(help="preact_resnet18 (default), preact_resnet34, resnet18, resnet34, or a timm model name")] = "preact_resnet18",
+    model: Annotated[
+        str, typer.Option(help="preact_resnet18, preact_resnet34, resnet18, resnet34, or a timm model name")
+    ] = "preact_resnet18",
     profile: Annotated[str | None, typer.Option(help=_profiles_help())] = None,
     seed: Annotated[int, typer.Option(help="seeds the noise, the initial weights and the data order")] = 0,
     workers: Annotated[

@@ -627,7 +627,7 @@ def report_tables(
     covers; with `published`, the pivot is replaced by the comparison with the published numbers."""
     if table not in TABLES:
         raise UserError(f"unknown table '{table}': choose one of {', '.join(TABLES)}")
-    column = metric_column(metric)
+    metric_column(metric)
     records = records if records is not None else pl.DataFrame()
     cell_table = cells(records, metric)
     method_order: list[str] = []

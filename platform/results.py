@@ -74,8 +74,11 @@ def curve_summary(evals: list[dict[str, Any]]) -> dict[str, Any]:
     epochs (fewer when the run evaluated fewer), and the best epoch's accuracy, its F1 and its place (the
     1-based position among the run's epochs, warm-up and pre-training included). `evals`: the history
     entries that hold `test_acc`, in order, each with its schedule `step` when known."""
-    accs = [(i, _f(h.get("test_acc")), _f(h.get("test_f1"))) for i, h in enumerate(evals)]
-    accs = [(i, a, f) for i, a, f in accs if a is not None]
+    accs: list[tuple[int, float, float | None]] = []
+    for i, h in enumerate(evals):
+        acc = _f(h.get("test_acc"))
+        if acc is not None:
+            accs.append((i, acc, _f(h.get("test_f1"))))
     if not accs:
         return dict.fromkeys(CURVE_COLUMNS)
     tail = accs[-LAST_EPOCHS:]

@@ -527,7 +527,9 @@ def test_runs_that_differ_in_more_than_the_seed_are_separate_rows() -> None:
     assert table["cifar10 IDN 20%"].to_list() == ["11.00 ± 1.41 (n=2)", "90.00 (n=1)"]
     best = best_configs(frame(records))
     assert best["configs"].to_list() == [2]
-    assert best["best"].to_list() == ["method=paper, model.name=preact_resnet18, loss.main=ce, refine.threshold=0.5"]
+    assert best["best"].to_list() == [
+        "method=paper, model.name=preact_resnet18, loss.main=ce, refine.threshold=0.5"
+    ]
 
 
 def test_a_variant_is_described_against_its_own_defaults() -> None:
