@@ -1,15 +1,28 @@
-"""Seconds per DivideMix epoch: the official code (LiJunnan1992/DivideMix) against `--method dividemix`.
+"""DivideMix parity: the official code (LiJunnan1992/DivideMix) against `--method dividemix`, for accuracy
+and time, on real images.
 
-Both train on the same synthetic set written in CIFAR-10's python-pickle layout (1,000 training and
-200 test images of 32×32×3 uint8, 10 classes, each class a blocky colour pattern shifted and noised per
-image), with the same noisy labels, the same ResNet-18 width, the same samples per optimiser step, the
-same optimiser and the same numbers of warm-up and divided epochs. The table gives every epoch's
-seconds on each side, the medians of the warm-up and of the divided epochs, and the ratio
-noisylab / official of the divided medians (below 1: noisylab is faster).
+Both train on the same set written in CIFAR-10's python-pickle layout, so the official `Train_cifar.py`
+reads it unchanged: by default class-balanced Fashion-MNIST subsets (1,000 training, 1,000 test images),
+each image padded with 2 black pixels to 32 × 32 and repeated into three identical channels
+(`--data synthetic`: the older synthetic colour patterns). Both train on the same noisy labels: noisylab
+draws them (`--noise-kind idn`, Xia et al. 2020's generator, rate `--noise`) and writes them into the
+official noise file, which the official loader then reads instead of drawing its own. Both train the
+same network, DivideMix's PreAct ResNet-18 at width `--width` (16 by default, a CPU width), with the same
+optimiser (SGD, lr 0.02, momentum 0.9, weight decay 5e-4), the same samples per step, the same
+augmentation (`--crop 0`: horizontal flips only, the `cpu-memorise` profile's; `--crop 4`: the
+official's own 4-pixel crop as well) and the same epochs (`--warmup` CE epochs, then `--divided`).
 
-    .venv/bin/python benchmarks/dividemix_official.py --official PATH [--width 16] [--batch 64]
-        [--warmup 5] [--divided 3] [--noise 0.5] [--images 1000] [--test-images 200] [--seed 0]
-        [--official-workers N] [--workdir DIR]
+For every seed the script prints each side's final and best test accuracy, the epoch at which each side
+first reaches the official code's final accuracy and the wall time it took to get there, and plain CE
+(`noisylab run --method ce`, the same settings and epochs) beside them: its final and best accuracy and
+its last training loss on the noisy labels, to show the budget is one where CE fits the noise. Then the
+medians over seeds and the two targets: noisylab's final accuracy within 2 points of the official's,
+and noisylab's wall time to the official's final accuracy at most 1/1.5 of the official's.
+
+    .venv/bin/python benchmarks/dividemix_official.py --official PATH [--seeds 0 1 2] [--width 16]
+        [--batch 64] [--warmup 5] [--divided 25] [--noise 0.5] [--noise-kind idn] [--crop 0]
+        [--images 1000] [--test-images 1000] [--data fashion-mnist] [--official-workers N]
+        [--per-epoch] [--workdir DIR]
 
 PATH is a checkout of https://github.com/LiJunnan1992/DivideMix (`git clone` it anywhere). Nothing of
 it is part of this repository and nothing in it is written: the script reads its three files
@@ -23,21 +36,23 @@ What is patched in the official code, in memory only:
 - torchnet (for one AUC written to its stats log) is not installed here: a stand-in `AUCMeter`.
 - Data size: it hard-codes CIFAR's 50,000 / 10,000 images (array shapes, the loss buffer of
   `eval_train`); the source text of Train_cifar.py and dataloader_cifar.py is compiled with every
-  such literal replaced by this set's sizes, and with `warm_up = 10` replaced by `--warmup` (default
-  5, so that the default run takes about ten minutes of a 2-core machine).
+  such literal replaced by this set's sizes, and with `warm_up = 10` replaced by `--warmup`.
 - Width: PreResNet sees a stand-in for `torch.nn` whose Conv2d, BatchNorm2d and Linear scale every
   channel count by width / 64 (the 3 image channels and the class count stay), so its PreAct
-  ResNet-18 has stages of w, 2w, 4w, 8w channels, as noisylab's ResNet-18 at `model.width` = w.
+  ResNet-18 has stages of w, 2w, 4w, 8w channels, as noisylab's `preact_resnet18` at `model.width` = w
+  (the same parameter count, printed).
+- Augmentation, with `--crop 0` only: its training transform's `RandomCrop(32, padding=4)` is removed,
+  leaving its flip, as noisylab's `data.crop_padding=0`.
 - Noise: the official script draws symmetric noise itself only when its noise file is absent; the
-  script writes that file (`<data>/<r>_sym.json`) with the labels noisylab drew for `sym:r`, so both
-  train on identical noisy labels (its own draw could also "flip" a label to the true class).
+  script writes that file (`<data>/<r>_sym.json`) with the labels noisylab drew, so both train on
+  identical noisy labels (`sym` is only the file's name: its loader uses the labels as they are).
 - Its DataLoaders keep its 5 worker processes unless `--official-workers` says otherwise.
 
 Matching. Official `--batch_size B` trains each network on B labelled plus B unlabelled samples per
 step and warms up with batches of 2B; noisylab's DivideMix takes `batch_size` samples per step
 (labelled and unlabelled mixed as they come) and warms up on the same batches, so noisylab runs at
-batch_size = 2B: 2B samples per optimiser step in every phase on both sides. Both use SGD, lr 0.02,
-momentum 0.9, weight decay 5e-4, λ_u = 25, T = 0.5, α = 4, p_threshold = 0.5 (the official defaults).
+batch_size = 2B: 2B samples per optimiser step in every phase on both sides. Both use λ_u = 25, T = 0.5,
+α = 4, p_threshold = 0.5 (the official defaults).
 
 Alternation. One process, one side at a time: Train_cifar.py runs in the main thread; noisylab's
 schedule (`noisylab.runtime.run_schedule`, in-process as `--workers 0` runs it, checkpoint per epoch
@@ -49,13 +64,15 @@ official epoch 2, ... so slow phases of the shared machine hit both alike. An ep
 its side getting the turn to its giving it back: the official's include building its DataLoaders and
 its test pass, noisylab's its division scan, its test pass and its checkpoint. Set-up (data, networks)
 is outside every epoch. The two share the process's global random generators, so neither trains
-bit for bit as it would alone; only time is measured (the final test accuracies are a sanity check).
+bit for bit as it would alone.
 
-Not matched (and cannot be, without changing either method): the block design (PreAct vs timm's
-post-activation BasicBlock, same widths and depth); the amount of work in a divided epoch (the
+Not matched (and cannot be, without changing either method): the amount of work in a divided epoch (the
 official passes over its labelled set, cycling the unlabelled one beside it, so its cost follows the
 labelled share, printed per epoch; noisylab passes once over all samples, see trainables/dividemix.py);
-data loading (PIL images through DataLoader workers vs uint8 tensors augmented in-process).
+data loading (PIL images through DataLoader workers vs uint8 tensors augmented in-process); the
+crop's padding (zeros there, reflection here; `--crop 4` only); the input normalisation (CIFAR-10's
+constants there, the training set's own statistics here; the BatchNorm after the stem absorbs it);
+the optimiser's momentum across the end of warm-up (kept there, a fresh optimiser here).
 """
 
 from __future__ import annotations
@@ -88,12 +105,16 @@ if TYPE_CHECKING:
 
 OFFICIAL_URL = "https://github.com/LiJunnan1992/DivideMix"
 OFFICIAL_FILES = ("Train_cifar.py", "dataloader_cifar.py", "PreResNet.py")
+OFFICIAL_LAMBDA_U = 25.0  # its --lambda_u default
 OFFICIAL_WIDTH = 64  # channels of the official PreAct ResNet-18's first stage
 CIFAR_TRAIN, CIFAR_TEST = 50000, 10000  # the sizes the official code hard-codes
 OFFICIAL_WARMUP = 10  # its warm-up epochs on CIFAR-10
 NUM_CLASSES = 10
 BATCHES = 5  # data_batch_1..5, as CIFAR-10
 OFFICIAL_MODULES = ("PreResNet", "dataloader_cifar")
+SIDE = 32  # pixels: CIFAR's images, which the official code reshapes to
+ACC_TOLERANCE = 2.0  # points: noisylab's final accuracy within this of the official's (median of seeds)
+TIME_TARGET = 1 / 1.5  # noisylab's wall time to the official's final accuracy, as a share of the official's
 
 
 class Refused(Exception):
@@ -122,23 +143,53 @@ def synthetic_set(train: int, test: int, *, seed: int) -> tuple[np.ndarray, np.n
     return np.clip(images + noise, 0, 255).round().astype(np.uint8), labels.astype(np.int64)
 
 
-def write_synthetic_cifar(root: Path, *, train: int, test: int, seed: int) -> Path:
-    """`synthetic_set` in CIFAR-10's python layout under root/cifar-10-batches-py (data_batch_1..5
-    holding the training rows in order, test_batch, batches.meta); returns that folder. Pickle
-    protocol 2 and rows of 3,072 channel-major bytes, as the genuine files."""
-    images, labels = synthetic_set(train, test, seed=seed)
+def fashion_mnist_set(train: int, test: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(images uint8 [train + test, 3, 32, 32], labels int64 [train + test], class names): class-balanced
+    Fashion-MNIST subsets (noisylab's `balanced_subset` with the seeds a run's `data.subset_seed` 0 uses:
+    0 for the training part, 1 for the test part), each 28 × 28 image padded with 2 black pixels on
+    every side and repeated into 3 identical channels. The first `train` rows are the training set."""
+    from noisylab.data import load_dataset
+    from noisylab.prepare import balanced_subset
+
+    ds = load_dataset("fashion-mnist")
+    parts, labels = [], []
+    for split, n, seed in ((ds.train, train, 0), (ds.test, test, 1)):
+        y = split.labels.numpy().astype(np.int64)
+        idx = balanced_subset(y, n, seed=seed)
+        x = split.images.numpy()[idx]  # (n, 1, 28, 28)
+        pad = (SIDE - x.shape[-1]) // 2
+        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))  # (n, 1, 32, 32), black border
+        parts.append(np.repeat(x, 3, axis=1))  # (n, 3, 32, 32): three identical channels
+        labels.append(y[idx])
+    return np.concatenate(parts), np.concatenate(labels), tuple(ds.train.class_names)
+
+
+def write_cifar(
+    root: Path, images: np.ndarray, labels: np.ndarray, *, train: int, class_names: tuple[str, ...]
+) -> Path:
+    """images uint8 [N, 3, 32, 32] and labels [N] in CIFAR-10's python layout under
+    root/cifar-10-batches-py (data_batch_1..5 holding the first `train` rows in order, test_batch the
+    rest, batches.meta); returns that folder. Pickle protocol 2 and rows of 3,072 channel-major bytes,
+    as the genuine files."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
     flat = images.reshape(len(images), -1)
     parts = np.array_split(np.arange(train), BATCHES)
     files = {f"data_batch_{i + 1}": part for i, part in enumerate(parts)}
-    files["test_batch"] = np.arange(train, train + test)
+    files["test_batch"] = np.arange(train, len(images))
     for name, rows in files.items():
         batch = {"batch_label": name, "data": flat[rows], "labels": [int(y) for y in labels[rows]]}
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-    meta = {"label_names": [f"pattern_{c}" for c in range(NUM_CLASSES)], "num_vis": flat.shape[1]}
+    meta = {"label_names": list(class_names), "num_vis": flat.shape[1]}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
     return folder
+
+
+def write_synthetic_cifar(root: Path, *, train: int, test: int, seed: int) -> Path:
+    """`synthetic_set` in CIFAR-10's python layout (`write_cifar`)."""
+    images, labels = synthetic_set(train, test, seed=seed)
+    names = tuple(f"pattern_{c}" for c in range(NUM_CLASSES))
+    return write_cifar(root, images, labels, train=train, class_names=names)
 
 
 # ---- reading and patching the official code ------------------------------------------------------
@@ -152,6 +203,18 @@ class Rule:
     pattern: str
     replacement: str
     what: str  # what the pattern is, for the refusal
+
+
+def crop_rules() -> list[Rule]:
+    """Flips only (`--crop 0`): the official training transform without its 4-pixel random crop."""
+    return [
+        Rule(
+            "dataloader_cifar.py",
+            r"transforms\.RandomCrop\(32,\s*padding=4\),\s*",
+            "",
+            "its training transform's RandomCrop(32, padding=4)",
+        )
+    ]
 
 
 def size_rules(train: int, test: int, warmup: int) -> list[Rule]:
@@ -306,13 +369,51 @@ class Epoch:
     phase: str  # "warm-up" or "divided"
     seconds: float
     labelled: float | None = None  # mean labelled-set size over the two networks (divided epochs)
+    test_acc: float | None = None  # % after the epoch
 
 
 @dataclass
 class Side:
     epochs: list[Epoch] = field(default_factory=list)
-    test_acc: float | None = None
     parameters: int = 0  # per network
+
+    @property
+    def final(self) -> float:
+        acc = self.epochs[-1].test_acc if self.epochs else None
+        return float("nan") if acc is None else acc
+
+    def best(self) -> tuple[float, int]:
+        """(the highest test accuracy %, its 1-based epoch)."""
+        accs = [(e.test_acc, i + 1) for i, e in enumerate(self.epochs) if e.test_acc is not None]
+        return max(accs, key=lambda t: t[0]) if accs else (float("nan"), 0)
+
+    def reaches(self, target: float) -> tuple[int, float] | None:
+        """(the first epoch whose test accuracy is ≥ target, the seconds of every epoch up to it), or
+        None when no epoch gets there."""
+        spent = 0.0
+        for i, e in enumerate(self.epochs):
+            spent += e.seconds
+            if e.test_acc is not None and e.test_acc >= target:
+                return i + 1, spent
+        return None
+
+
+@dataclass(frozen=True)
+class CrossEntropy:
+    """Plain CE on the same data, labels, network, optimiser and epochs: does it fit the noise here?"""
+
+    final: float  # test accuracy %
+    best: float
+    best_epoch: int
+    last_loss: float  # training loss on the noisy labels in the last epoch
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    seed: int
+    official: Side
+    ours: Side
+    ce: CrossEntropy | None
 
 
 class Turns:
@@ -339,26 +440,31 @@ class Turns:
         self._official.release()
 
 
-def noisylab_config(args: argparse.Namespace, root: Path) -> RunConfig:
+def noisylab_config(args: argparse.Namespace, root: Path, seed: int, method: str = "dividemix") -> RunConfig:
     from noisylab.api import load_config
 
     return load_config(
-        profile="gpu",  # no subset, no shrinking: every size below is set here
-        method="dividemix",
-        seed=args.seed,
+        profile="gpu",  # no subset, no shrinking, no precision switch: every setting below is set here
+        precision="fp32",
+        method=method,
+        seed=seed,
         batch_size=2 * args.batch,
         optimizer="sgd",
+        sgd_momentum=0.9,
         eval_every="epoch",
         workers=0,
         data__dataset="cifar10",
         data__root=str(root),
-        data__noise=f"sym:{args.noise}",
+        data__noise=f"{args.noise_kind}:{args.noise}",
+        data__crop_padding=args.crop,
+        model__name="preact_resnet18",
         model__width=args.width,
+        model__channels_last=False,
         baseline__epochs=args.warmup + args.divided,
         baseline__lr=0.02,
         baseline__weight_decay=5e-4,
         dividemix__warmup_epochs=args.warmup,
-        dividemix__lambda_u=25.0,
+        dividemix__lambda_u=OFFICIAL_LAMBDA_U,
     )
 
 
@@ -386,8 +492,8 @@ def start_noisylab(
         sizes = [float(metrics[k]) for k in ("division_net1_size", "division_net2_size") if k in metrics]
         labelled = statistics.mean(sizes) if sizes else None
         phase = "warm-up" if step.phase == "warmup" else "divided"
-        side.epochs.append(Epoch(phase, seconds, labelled))
-        side.test_acc = metrics.get("test_acc")
+        acc = metrics.get("test_acc")
+        side.epochs.append(Epoch(phase, seconds, labelled, None if acc is None else 100 * float(acc)))
         turns.hand_back()
         if index < last:
             turns.wait()
@@ -409,10 +515,17 @@ def start_noisylab(
     return thread
 
 
+def official_accuracies(log: Path) -> list[float]:
+    """Its test log's accuracies in %, one per epoch ('Epoch:%d   Accuracy:%.2f' lines)."""
+    found = re.findall(r"Epoch:\s*(\d+)\s+Accuracy:\s*([0-9.]+)", log.read_text())
+    return [float(acc) for _, acc in sorted(found, key=lambda t: int(t[0]))]
+
+
 def run_official(
     sources: dict[str, str],
     folder: Path,
     args: argparse.Namespace,
+    seed: int,
     data: Path,
     workdir: Path,
     turns: Turns,
@@ -423,6 +536,7 @@ def run_official(
     preresnet.nn = NarrowedNN(args.width)  # type: ignore[attr-defined]
     loaders = load_module("dataloader_cifar", folder / "dataloader_cifar.py", sources["dataloader_cifar.py"])
     clock: dict[str, Any] = {"start": None, "labelled": []}
+    total = args.warmup + args.divided
 
     def boundary() -> None:
         """Start of an official epoch (and once after the last): close the previous one, then noisylab."""
@@ -438,7 +552,7 @@ def run_official(
                 )
             )
             turns.run_noisylab_epoch()
-            print(f"epoch {index + 1}/{args.warmup + args.divided} done", file=sys.stderr, flush=True)
+            print(f"seed {seed}: epoch {index + 1}/{total} done", file=sys.stderr, flush=True)
         clock["labelled"] = []
         clock["start"] = time.perf_counter()
 
@@ -460,8 +574,9 @@ def run_official(
 
     loaders.cifar_dataloader = Timed  # type: ignore[attr-defined]
     argv = ["Train_cifar.py", "--dataset", "cifar10", "--data_path", str(data)]
-    argv += ["--batch_size", str(args.batch), "--num_epochs", str(args.warmup + args.divided - 1)]
-    argv += ["--r", str(args.noise), "--noise_mode", "sym", "--seed", str(args.seed), "--lambda_u", "25"]
+    argv += ["--batch_size", str(args.batch), "--num_epochs", str(total - 1)]
+    argv += ["--r", str(args.noise), "--noise_mode", "sym", "--seed", str(seed)]
+    argv += ["--lambda_u", f"{OFFICIAL_LAMBDA_U:g}"]
     (workdir / "checkpoint").mkdir(exist_ok=True)  # its logs go to ./checkpoint/
     script: dict[str, Any] = {"__name__": "__main__", "__file__": str(folder / "Train_cifar.py")}
     script["__builtins__"] = builtins
@@ -481,12 +596,24 @@ def run_official(
         log.close()
         for name in OFFICIAL_MODULES:
             sys.modules.pop(name, None)
-    accuracies = (workdir / "checkpoint" / f"cifar10_{args.noise:.1f}_sym_acc.txt").read_text().split()
-    if accuracies and accuracies[-1].startswith("Accuracy:"):
-        side.test_acc = float(accuracies[-1].split(":")[1]) / 100
+    accuracies = official_accuracies(workdir / "checkpoint" / f"cifar10_{args.noise:.1f}_sym_acc.txt")
+    for epoch, acc in zip(side.epochs, accuracies, strict=False):
+        epoch.test_acc = acc
 
 
-# ---- the table ------------------------------------------------------------------------------------
+def run_ce(args: argparse.Namespace, root: Path, seed: int, workdir: Path) -> CrossEntropy:
+    """`--method ce` with the same settings and epochs, in this process (no turns: it is not timed)."""
+    from noisylab.api import run
+
+    cfg = noisylab_config(args, root, seed, method="ce")
+    record = run(cfg, storage=workdir / "ce-runs", name=f"ce-seed{seed}")
+    history = [h for h in json.loads(record["history_json"]) if "test_acc" in h]
+    accs = [100 * float(h["test_acc"]) for h in history]
+    best = max(range(len(accs)), key=lambda i: accs[i])
+    return CrossEntropy(accs[-1], accs[best], best + 1, float(history[-1]["train_loss"]))
+
+
+# ---- the tables -----------------------------------------------------------------------------------
 
 
 def median_of(side: Side, phase: str, skip_first: int = 0) -> float:
@@ -494,44 +621,123 @@ def median_of(side: Side, phase: str, skip_first: int = 0) -> float:
     return statistics.median(seconds) if seconds else float("nan")
 
 
-def table(official: Side, ours: Side, args: argparse.Namespace) -> str:
-    """Markdown: one row per epoch, the medians, the ratio noisylab / official."""
+def epoch_table(official: Side, ours: Side, args: argparse.Namespace) -> str:
+    """Markdown: one row per epoch (seconds, test accuracy, labelled share), the medians of the seconds,
+    the ratio noisylab / official."""
     n = args.images
 
     def share(e: Epoch) -> str:
         return "-" if e.labelled is None else f"{100 * e.labelled / n:.0f} %"
 
+    def acc(e: Epoch) -> str:
+        return "-" if e.test_acc is None else f"{e.test_acc:.1f}"
+
     lines = [
-        "| epoch | phase | official s | noisylab s | official labelled | noisylab labelled |",
-        "|---|---|---|---|---|---|",
+        "| epoch | phase | official s | noisylab s | official acc % | noisylab acc % "
+        "| official labelled | noisylab labelled |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for i, (o, m) in enumerate(zip(official.epochs, ours.epochs, strict=True)):
-        lines.append(f"| {i + 1} | {o.phase} | {o.seconds:.2f} | {m.seconds:.2f} | {share(o)} | {share(m)} |")
+        lines.append(
+            f"| {i + 1} | {o.phase} | {o.seconds:.2f} | {m.seconds:.2f} | {acc(o)} | {acc(m)} "
+            f"| {share(o)} | {share(m)} |"
+        )
     for phase, skip, label in (("warm-up", 1, "warm-up epochs 2+"), ("divided", 0, "divided epochs")):
         mo, mn = median_of(official, phase, skip), median_of(ours, phase, skip)
         lines.append(
-            f"| median | {label} | {mo:.2f} | {mn:.2f} | ratio noisylab / official | **{mn / mo:.2f}** |"
+            f"| median | {label} | {mo:.2f} | {mn:.2f} | | | ratio noisylab / official | **{mn / mo:.2f}** |"
         )
     return "\n".join(lines)
 
 
-def header(official: Side, ours: Side, args: argparse.Namespace) -> str:
+def _reach(side: Side, target: float) -> tuple[str, str]:
+    got = side.reaches(target)
+    return ("never", "-") if got is None else (str(got[0]), f"{got[1]:.0f}")
+
+
+def parity_table(results: list[SeedResult]) -> str:
+    """Markdown: per seed and side, final and best accuracy, when the official's final accuracy is first
+    reached and in how many seconds, the whole run's seconds; CE on the same budget beside them."""
+    lines = [
+        "| seed | side | final acc % | best acc % (epoch) | epoch reaching the official's final "
+        "| seconds to it | seconds in all | last training loss |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        target = r.official.final
+        for name, side in (("official", r.official), ("noisylab", r.ours)):
+            best, at = side.best()
+            epoch, seconds = _reach(side, target)
+            total = sum(e.seconds for e in side.epochs)
+            lines.append(
+                f"| {r.seed} | {name} DivideMix | {side.final:.2f} | {best:.2f} ({at}) | {epoch} | {seconds} "
+                f"| {total:.0f} | |"
+            )
+        if r.ce is not None:
+            lines.append(
+                f"| {r.seed} | noisylab CE | {r.ce.final:.2f} | {r.ce.best:.2f} ({r.ce.best_epoch}) | | | "
+                f"| {r.ce.last_loss:.3f} |"
+            )
+    return "\n".join(lines)
+
+
+def verdict(results: list[SeedResult]) -> list[str]:
+    """The medians over seeds and the two targets."""
+    official = statistics.median(r.official.final for r in results)
+    ours = statistics.median(r.ours.final for r in results)
+    gap = ours - official
+    lines = [
+        f"final test accuracy, median of {len(results)} seeds: official {official:.2f} %, noisylab "
+        f"{ours:.2f} %, noisylab − official {gap:+.2f} points "
+        f"[{'ok' if gap >= -ACC_TOLERANCE else 'FAILS'}: within {ACC_TOLERANCE:g} points or above]"
+    ]
+    shares = []
+    for r in results:
+        theirs, mine = r.official.reaches(r.official.final), r.ours.reaches(r.official.final)
+        if theirs is not None and mine is not None:
+            shares.append(mine[1] / theirs[1])
+        else:
+            shares.append(float("inf"))  # noisylab never got there
+    share = statistics.median(shares)
+    lines.append(
+        "wall time to the official's final accuracy, noisylab / official, median over seeds: "
+        f"{share:.2f} ({', '.join(f'{x:.2f}' for x in shares)}) "
+        f"[{'ok' if share <= TIME_TARGET else 'FAILS'}: at most 1/1.5 = {TIME_TARGET:.2f}]"
+    )
+    ce = [r.ce for r in results if r.ce is not None]
+    if ce:
+        lines.append(
+            f"CE on the same budget, median: final {statistics.median(c.final for c in ce):.2f} %, best "
+            f"{statistics.median(c.best for c in ce):.2f} %, last training loss "
+            f"{statistics.median(c.last_loss for c in ce):.3f}"
+        )
+    return lines
+
+
+def header(results: list[SeedResult], args: argparse.Namespace) -> str:
     import torch
 
+    first = results[0]
     workers = "its 5" if args.official_workers is None else str(args.official_workers)
-    acc = [f"{100 * s.test_acc:.1f} %" if s.test_acc is not None else "-" for s in (official, ours)]
+    data = (
+        "Fashion-MNIST (class-balanced, padded to 32×32, 3 identical channels)"
+        if args.data == "fashion-mnist"
+        else "synthetic 32×32 colour patterns"
+    )
+    augmentation = "flips only" if args.crop == 0 else f"{args.crop}-pixel crops and flips"
     return "\n".join(
         [
-            f"DivideMix, official code vs noisylab: {args.images:,} synthetic 32×32 training images in "
-            f"CIFAR-10's pickle layout, {args.test_images} test, "
-            f"symmetric noise {args.noise:g} (the same labels)",
-            f"ResNet-18 at width {args.width} (official PreAct, narrowed from 64: {official.parameters:,} "
-            f"parameters per network; noisylab timm, CIFAR stem: {ours.parameters:,})",
+            f"DivideMix, official code vs noisylab: {args.images:,} training / {args.test_images:,} test "
+            f"images of {data} in CIFAR-10's pickle layout, {args.noise_kind} noise {args.noise:g} (the "
+            "same labels on both sides)",
+            f"PreAct ResNet-18 at width {args.width} (official narrowed from 64: "
+            f"{first.official.parameters:,} parameters per network; noisylab preact_resnet18: "
+            f"{first.ours.parameters:,}), {augmentation}",
             f"{2 * args.batch} samples per optimiser step (official --batch_size {args.batch}: {args.batch} "
-            f"labelled + {args.batch} unlabelled; noisylab batch_size {2 * args.batch}), SGD lr 0.02, "
-            f"{args.warmup} warm-up + {args.divided} divided epochs each, alternating",
-            f"torch threads {torch.get_num_threads()}, official DataLoader workers {workers}; "
-            f"final test accuracy official {acc[0]}, noisylab {acc[1]}",
+            f"labelled + {args.batch} unlabelled; noisylab batch_size {2 * args.batch}), SGD lr 0.02 "
+            f"momentum 0.9 weight decay 5e-4, λ_u {OFFICIAL_LAMBDA_U:g}, {args.warmup} warm-up + "
+            f"{args.divided} divided epochs each, alternating; seeds {', '.join(map(str, args.seeds))}",
+            f"torch threads {torch.get_num_threads()}, official DataLoader workers {workers}",
         ]
     )
 
@@ -542,14 +748,19 @@ def header(official: Side, ours: Side, args: argparse.Namespace) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--official", type=Path, help=f"a checkout of {OFFICIAL_URL}")
-    p.add_argument("--width", type=int, default=16, help="ResNet-18 width of both (official: 64)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--width", type=int, default=16, help="PreAct ResNet-18 width of both (official: 64)")
     p.add_argument("--batch", type=int, default=64, help="official --batch_size; noisylab gets twice it")
     p.add_argument("--warmup", type=int, default=5, help="warm-up epochs (official: 10 on CIFAR-10)")
-    p.add_argument("--divided", type=int, default=3, help="divided epochs after warm-up (≥ 3)")
-    p.add_argument("--noise", type=float, default=0.5, help="symmetric noise rate")
+    p.add_argument("--divided", type=int, default=25, help="divided epochs after warm-up (≥ 3)")
+    p.add_argument("--noise", type=float, default=0.5, help="noise rate")
+    p.add_argument("--noise-kind", choices=("idn", "sym"), default="idn", help="noisylab's generator")
+    p.add_argument("--crop", type=int, choices=(0, 4), default=0, help="0: flips only; 4: the official crop")
+    p.add_argument("--data", choices=("fashion-mnist", "synthetic"), default="fashion-mnist")
     p.add_argument("--images", type=int, default=1000, help="training images")
-    p.add_argument("--test-images", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-images", type=int, default=1000)
+    p.add_argument("--no-ce", action="store_true", help="skip the CE run beside each seed")
+    p.add_argument("--per-epoch", action="store_true", help="also print every epoch of every seed")
     p.add_argument("--official-workers", type=int, default=None, help="DataLoader workers (official: 5)")
     p.add_argument("--workdir", type=Path, default=None, help="keep data, logs, checkpoints here")
     return p.parse_args(argv)
@@ -577,7 +788,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         folder = check_args(args)
-        sources = patched_sources(folder, size_rules(args.images, args.test_images, args.warmup))
+        rules = size_rules(args.images, args.test_images, args.warmup)
+        rules += crop_rules() if args.crop == 0 else []
+        sources = patched_sources(folder, rules)
         if importlib.util.find_spec("sklearn") is None:
             raise Refused("the official code needs scikit-learn: pip install scikit-learn")
     except Refused as e:
@@ -593,30 +806,61 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def write_data(args: argparse.Namespace, root: Path) -> Path:
+    if args.data == "synthetic":
+        return write_synthetic_cifar(root, train=args.images, test=args.test_images, seed=0)
+    images, labels, names = fashion_mnist_set(args.images, args.test_images)
+    return write_cifar(root, images, labels, train=args.images, class_names=names)
+
+
 def benchmark(args: argparse.Namespace, folder: Path, sources: dict[str, str], workdir: Path) -> int:
     os.environ["NOISYLAB_CACHE"] = str(workdir / "cache")  # the noise cache: nothing in the user's home
     from noisylab.prepare import prepare_data
 
-    data = write_synthetic_cifar(workdir / "data", train=args.images, test=args.test_images, seed=args.seed)
-    cfg = noisylab_config(args, workdir / "data")
-    bundle = prepare_data(cfg)
-    # The official script reads its noisy labels from this file when it exists (else it draws its own).
-    (data / f"{args.noise:.1f}_sym.json").write_text(json.dumps([int(y) for y in bundle.noisy_labels]))
     # torch warns at every official DataLoader whose workers outnumber the cores; the header says how many.
     warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
-    run_dir = workdir / "noisylab-run"
-    run_dir.mkdir(exist_ok=True)
-    turns, official, ours = Turns(), Side(), Side()
-    thread = start_noisylab(cfg, bundle, run_dir, turns, ours)
-    with cpu_patches():
-        run_official(sources, folder, args, data, workdir, turns, official)
-    thread.join()
-    if turns.error is not None:
-        raise turns.error
-    print(header(official, ours, args))
+    results = []
+    for seed in args.seeds:
+        seed_dir = workdir / f"seed{seed}"
+        seed_dir.mkdir(exist_ok=True)
+        data = write_data(args, seed_dir / "data")
+        cfg = noisylab_config(args, seed_dir / "data", seed)
+        bundle = prepare_data(cfg)
+        # The official script reads its noisy labels from this file when it exists (else it draws its own).
+        (data / f"{args.noise:.1f}_sym.json").write_text(json.dumps([int(y) for y in bundle.noisy_labels]))
+        run_dir = seed_dir / "noisylab-run"
+        run_dir.mkdir(exist_ok=True)
+        turns, official, ours = Turns(), Side(), Side()
+        thread = start_noisylab(cfg, bundle, run_dir, turns, ours)
+        with cpu_patches():
+            run_official(sources, folder, args, seed, data, seed_dir, turns, official)
+        thread.join()
+        if turns.error is not None:
+            raise turns.error
+        ce = None if args.no_ce else run_ce(args, seed_dir / "data", seed, seed_dir)
+        results.append(SeedResult(seed, official, ours, ce))
+        if args.per_epoch:
+            print(f"seed {seed}\n\n{epoch_table(official, ours, args)}\n", flush=True)
+    print(header(results, args))
     print()
-    print(table(official, ours, args))
+    print(parity_table(results))
+    print()
+    for line in verdict(results):
+        print(line)
+    print()
+    pooled_official = Side(epochs=[e for r in results for e in r.official.epochs])
+    pooled_ours = Side(epochs=[e for r in results for e in r.ours.epochs])
+    print(seconds_table(pooled_official, pooled_ours))
     return 0
+
+
+def seconds_table(official: Side, ours: Side) -> str:
+    """Median seconds per epoch over every seed, by phase, and the ratio noisylab / official."""
+    lines = ["| epochs | official s | noisylab s | ratio noisylab / official |", "|---|---|---|---|"]
+    for phase, label in (("warm-up", "warm-up"), ("divided", "divided")):
+        mo, mn = median_of(official, phase), median_of(ours, phase)
+        lines.append(f"| {label} (median) | {mo:.2f} | {mn:.2f} | **{mn / mo:.2f}** |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -148,15 +148,73 @@ def test_auc_stand_in_matches_scikit_learn(bench: ModuleType) -> None:
     assert np.isnan(meter.value()[0])
 
 
-def test_table_gives_the_ratio_of_the_divided_medians(bench: ModuleType) -> None:
+def test_epoch_table_gives_the_ratio_of_the_divided_medians(bench: ModuleType) -> None:
     official, ours = bench.Side(), bench.Side()
     for phase, o, m in [("warm-up", 9.0, 5.0), ("warm-up", 2.0, 1.0), ("warm-up", 2.0, 1.0)] + [
         ("divided", s, s / 2) for s in (10.0, 12.0, 11.0, 50.0)
     ]:
-        official.epochs.append(bench.Epoch(phase, o, 500.0 if phase == "divided" else None))
-        ours.epochs.append(bench.Epoch(phase, m, 450.0 if phase == "divided" else None))
+        official.epochs.append(bench.Epoch(phase, o, 500.0 if phase == "divided" else None, 60.0))
+        ours.epochs.append(bench.Epoch(phase, m, 450.0 if phase == "divided" else None, 61.5))
     args = argparse.Namespace(images=1000)
-    text = bench.table(official, ours, args)
-    assert "| median | divided epochs | 11.50 | 5.75 | ratio noisylab / official | **0.50** |" in text
+    text = bench.epoch_table(official, ours, args)
+    assert "| median | divided epochs | 11.50 | 5.75 | | | ratio noisylab / official | **0.50** |" in text
     assert "| median | warm-up epochs 2+ | 2.00 | 1.00 |" in text  # the first warm-up epoch left out
-    assert "| 4 | divided | 10.00 | 5.00 | 50 % | 45 % |" in text
+    assert "| 4 | divided | 10.00 | 5.00 | 60.0 | 61.5 | 50 % | 45 % |" in text
+
+
+def _side(bench: ModuleType, seconds: list[float], accs: list[float]) -> object:
+    return bench.Side(epochs=[bench.Epoch("divided", s, None, a) for s, a in zip(seconds, accs, strict=True)])
+
+
+def test_parity_is_judged_on_the_final_accuracy_and_the_time_to_the_official_final(bench: ModuleType) -> None:
+    """The official ends at 70 %; noisylab first reaches 70 % at its epoch 3 after 6 s, the official at its
+    epoch 4 after 40 s (its own final, first reached there): time share 0.15; final 69 % is within 2."""
+    official = _side(bench, [10, 10, 10, 10], [50.0, 60.0, 65.0, 70.0])
+    ours = _side(bench, [2, 2, 2, 2], [55.0, 66.0, 71.0, 69.0])
+    assert official.reaches(70.0) == (4, 40.0) and ours.reaches(70.0) == (3, 6.0)
+    assert ours.reaches(99.0) is None and ours.best() == (71.0, 3)
+    ce = bench.CrossEntropy(final=40.0, best=52.0, best_epoch=2, last_loss=0.1)
+    results = [bench.SeedResult(0, official, ours, ce)]
+    lines = bench.verdict(results)
+    assert "noisylab − official -1.00 points [ok" in lines[0]
+    assert "median over seeds: 0.15 (0.15) [ok" in lines[1]
+    assert "last training loss 0.100" in lines[2]
+    table = bench.parity_table(results)
+    assert "| 0 | noisylab DivideMix | 69.00 | 71.00 (3) | 3 | 6 | 8 | |" in table
+    assert "| 0 | official DivideMix | 70.00 | 70.00 (4) | 4 | 40 | 40 | |" in table
+    # A side that never reaches the official's final fails the time target, and a gap over 2 points fails.
+    slow = _side(bench, [1, 1, 1, 1], [10.0, 20.0, 30.0, 60.0])
+    lines = bench.verdict([bench.SeedResult(0, official, slow, None)])
+    assert "[FAILS" in lines[0] and "inf" in lines[1] and "[FAILS" in lines[1] and len(lines) == 2
+
+
+def test_official_test_log_is_read_in_epoch_order(bench: ModuleType, tmp_path: Path) -> None:
+    log = tmp_path / "acc.txt"
+    log.write_text("Epoch:0   Accuracy:10.50\nEpoch:2   Accuracy:30.00\nEpoch:1   Accuracy:20.25\n")
+    assert bench.official_accuracies(log) == [10.5, 20.25, 30.0]
+
+
+def test_crop_rule_leaves_the_official_flip_only(bench: ModuleType, tmp_path: Path) -> None:
+    (tmp_path / "Train_cifar.py").write_text(
+        "warm_up = 10\ndef eval_train():\n    losses = torch.zeros(50000)\ndef create_model(): pass\n"
+    )
+    (tmp_path / "dataloader_cifar.py").write_text(
+        "class cifar_dataloader: pass\nt = transforms.Compose([\n"
+        "        transforms.RandomCrop(32, padding=4),\n        transforms.RandomHorizontalFlip(),\n"
+        "])\nx = a.reshape((50000, 3, 32, 32))\ny = b.reshape((10000, 3, 32, 32))\n"
+    )
+    (tmp_path / "PreResNet.py").write_text("")
+    rules = bench.size_rules(1000, 200, 3) + bench.crop_rules()
+    loader = bench.patched_sources(tmp_path, rules)["dataloader_cifar.py"]
+    assert "RandomCrop" not in loader and "transforms.RandomHorizontalFlip()" in loader
+    (tmp_path / "dataloader_cifar.py").write_text("class cifar_dataloader: pass\nx = 50000\ny = 10000\n")
+    with pytest.raises(bench.Refused, match="RandomCrop"):
+        bench.patched_sources(tmp_path, rules)
+
+
+def test_fashion_mnist_set_is_padded_to_cifar_shape_in_three_identical_channels(bench: ModuleType) -> None:
+    images, labels, names = bench.fashion_mnist_set(50, 20)
+    assert images.shape == (70, 3, 32, 32) and images.dtype == np.uint8 and len(names) == 10
+    assert np.array_equal(images[:, 0], images[:, 1]) and np.array_equal(images[:, 0], images[:, 2])
+    assert not images[:, :, :2].any() and not images[:, :, :, -2:].any()  # the 2-pixel black border
+    assert np.bincount(labels[:50]).tolist() == [5] * 10 and np.bincount(labels[50:]).tolist() == [2] * 10
