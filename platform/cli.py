@@ -521,13 +521,19 @@ def plot(
         typer.Option("--output", "--out", "-o", help="folder for the figures (created if needed)"),
     ],
     study: Annotated[str | None, typer.Option(help="keep only this study's records")] = None,
+    method: Annotated[
+        list[str] | None, typer.Option(help="keep only this method's records; repeatable")
+    ] = None,
     metric: Annotated[str, typer.Option(help=METRIC_HELP)] = "acc",
     format_: Annotated[str, typer.Option("--format", help="png, pdf or svg")] = "png",
 ) -> None:
-    """Figures: accuracy against noise rate per method; selection precision per stage (pipeline runs).
+    """Figures: accuracy against noise rate per method; selection precision per stage (pipeline runs);
+    training loss and test accuracy per epoch.
 
-    Example: noisylab plot runs --output figures --format pdf
+    Example: noisylab plot runs --output figures --format pdf ; noisylab plot studies/S --method ce -o f
     """
+    import polars as pl
+
     from noisylab.plots import plot_records
     from noisylab.store import filter_study, read_records
 
@@ -537,6 +543,10 @@ def plot(
             records = filter_study(records, study)
             if records.height == 0:
                 raise UserError(f"no records of study '{study}' in {', '.join(locations)}")
+        if method:
+            records = records.filter(pl.col("method").is_in(method))
+            if records.height == 0:
+                raise UserError(f"no records of method {', '.join(method)} in {', '.join(locations)}")
         written = plot_records(records, out_dir, metric=metric, fmt=format_)
     except UserError as e:
         raise fail(str(e), e.exit_code) from None

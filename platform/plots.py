@@ -6,6 +6,11 @@
 * `selection-<dataset>.<fmt>` the pipeline's diagnostics: selection precision at every stage of every
                               refinement iteration, and training-label accuracy after each iteration,
                               one line per method × config × noise rate, mean ± std over seeds
+* `curves-<dataset>.<fmt>`    the training curves: the training loss on the labels each method trains on
+                              (the noisy ones for CE) and the test accuracy after every supervised epoch,
+                              one line per method × config × noise rate, mean over seeds with a ± std
+                              band: whether a network memorises the noise (loss → 0 while test accuracy
+                              falls from its peak) shows here
 
 Colours are Okabe and Ito's palette (told apart with the common colour-vision deficiencies); past its
 eight colours the marker and line style change, so a dozen methods stay apart in print too.
@@ -13,6 +18,7 @@ eight colours the marker and line style change, so a dozen methods stay apart in
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -70,6 +76,9 @@ def plot_records(
         fig_sel = selection_figure(records.filter(pl.col("dataset") == dataset), dataset)
         if fig_sel is not None:
             written.append(_save(fig_sel, out_dir / f"selection-{_slug(dataset)}.{fmt}"))
+        fig_curves = curves_figure(records.filter(pl.col("dataset") == dataset), dataset)
+        if fig_curves is not None:
+            written.append(_save(fig_curves, out_dir / f"curves-{_slug(dataset)}.{fmt}"))
     return written
 
 
@@ -170,6 +179,79 @@ def selection_figure(records: pl.DataFrame, dataset: str) -> Figure | None:
     return fig
 
 
+def supervised_curve(history_json: str | None) -> list[tuple[float | None, float | None]]:
+    """(training loss, test accuracy %) after each supervised epoch of a run, in order: pre-training
+    epochs (a self-supervised loss on no labels) are left out; None where the epoch has no value."""
+    try:
+        history = json.loads(history_json) if history_json else []
+    except ValueError:
+        return []
+    out: list[tuple[float | None, float | None]] = []
+    for h in history if isinstance(history, list) else []:
+        if not isinstance(h, dict) or h.get("phase") == "pretrain":
+            continue
+        loss, acc = h.get("train_loss"), h.get("test_acc")
+        out.append((None if loss is None else float(loss), None if acc is None else 100 * float(acc)))
+    return out
+
+
+def curves_figure(records: pl.DataFrame, dataset: str) -> Figure | None:
+    """Training loss and test accuracy per supervised epoch, mean ± std over each line's runs; None when
+    no run holds a per-epoch history."""
+    if "history_json" not in records.columns:
+        return None
+    line_keys = ["method", "config", "noise_kind", "noise_rate", "noise"]
+    lines: dict[tuple[Any, ...], list[list[tuple[float | None, float | None]]]] = {}
+    for row in records.select(*line_keys, "history_json").iter_rows(named=True):
+        curve = supervised_curve(row["history_json"])
+        if curve:
+            lines.setdefault(tuple(row[k] for k in line_keys), []).append(curve)
+    if not lines:
+        return None
+    fig = Figure(figsize=(SIZE[0] * 2, SIZE[1]), dpi=DPI)
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for n, (key, runs) in enumerate(lines.items()):
+        label = f"{_label(key)} (n={len(runs)})"
+        for ax, column in ((left, 0), (right, 1)):
+            epochs, means, stds = _mean_curve(runs, column)
+            if not epochs:
+                continue
+            look = style(n)
+            ax.plot(epochs, means, label=label, color=look["color"], linestyle=look["linestyle"])
+            ax.fill_between(
+                epochs,
+                [m - s for m, s in zip(means, stds, strict=True)],
+                [m + s for m, s in zip(means, stds, strict=True)],
+                color=look["color"],
+                alpha=0.15,
+            )
+    _finish(
+        left, "supervised epoch", "training loss", f"{dataset}: loss on the labels trained on", legend=False
+    )
+    _finish(right, "supervised epoch", "test accuracy (%)", f"{dataset}: test accuracy per epoch")
+    fig.tight_layout()
+    return fig
+
+
+def _mean_curve(
+    runs: list[list[tuple[float | None, float | None]]], column: int
+) -> tuple[list[int], list[float], list[float]]:
+    """Epochs (1-based) where at least one run has a value, the mean there and the std (0 for one run)."""
+    epochs: list[int] = []
+    means: list[float] = []
+    stds: list[float] = []
+    for e in range(max(len(r) for r in runs)):
+        values = [v for r in runs if e < len(r) and (v := r[e][column]) is not None]
+        if not values:
+            continue
+        mean = sum(values) / len(values)
+        var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+        epochs.append(e + 1)
+        means.append(mean)
+        stds.append(var**0.5)
+    return epochs, means, stds
+
+
 def _label_accuracy(ax: Axes, records: pl.DataFrame, line_keys: list[str]) -> None:
     dtype = records.schema.get("iterations")
     if not isinstance(dtype, pl.List) or not isinstance(dtype.inner, pl.Struct):
@@ -197,12 +279,12 @@ def _label(key: tuple[Any, ...]) -> str:
     return f"{method}{f' [{config}]' if config else ''}, {noise_label(kind, rate, noise)}"
 
 
-def _finish(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
+def _finish(ax: Axes, xlabel: str, ylabel: str, title: str, *, legend: bool = True) -> None:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize="medium")
     ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
+    if legend and ax.get_legend_handles_labels()[0]:
         _legend_beside(ax)
 
 

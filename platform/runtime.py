@@ -215,16 +215,22 @@ def train_one_epoch(
     batch_fn: BatchFn,
     *,
     grad_clip: float = 0.0,
+    order: Tensor | None = None,
+    batch_size: int | None = None,
 ) -> Trained:
     """Step `index` of the schedule as one epoch over this rank's shard: the epoch order is shared by
     the ranks, the augmentation stream is per rank; both derive from (seed, step), so resuming replays.
-    `grad_clip`: max global gradient norm per step (0: none)."""
+    `grad_clip`: max global gradient norm per step (0: none). `order` and `batch_size` replace the
+    shuffled pass over every sample in batches of `per_rank_batch` (a method that lays out its own
+    batches, e.g. DivideMix's labelled pass); the same on every resumption is the caller's duty."""
     stats = train_epoch(
         ctx.model,
         optimizer,
-        epoch_order(len(ctx.noisy_labels), ctx.world, seed=ctx.cfg.seed, step=index),
+        order
+        if order is not None
+        else epoch_order(len(ctx.noisy_labels), ctx.world, seed=ctx.cfg.seed, step=index),
         step=step,
-        batch_size=ctx.per_rank_batch,
+        batch_size=batch_size or ctx.per_rank_batch,
         batch_fn=batch_fn,
         generator=derived_generator(ctx.cfg.seed, index, ctx.world.rank),
         device=ctx.world.device,

@@ -28,6 +28,7 @@ def make_record(
     stages: list[dict[str, Any]] | None = None,
     iterations: list[dict[str, Any]] | None = None,
     config: dict[str, Any] | None = None,
+    history: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One record; the pipeline's `stages`/`iterations` default to empty (a baseline run). Its saved
     config is the profile's, with the method, seed, trial parameters and `config` overrides applied."""
@@ -76,7 +77,7 @@ def make_record(
         "phases": [{"phase": "final", "iteration": 0, "epoch": 1, "test_acc": test_acc, "test_f1": test_acc}],
         "stages": stages or [],
         "iterations": iterations or [],
-        "history_json": "[]",
+        "history_json": json.dumps(history or []),
     }
 
 

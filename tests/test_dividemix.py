@@ -20,6 +20,8 @@ from noisylab.runtime import make_optimizer
 from noisylab.trainables import method_names
 from noisylab.trainables.dividemix import (
     co_divide,
+    labelled_pass_loss,
+    labelled_pass_order,
     mixmatch_loss,
     mixmatch_targets,
     rampup,
@@ -178,6 +180,89 @@ def test_one_step_equals_the_hand_computed_loss(digits_npz: Path) -> None:
     assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
 
 
+def test_labelled_pass_lays_out_the_official_epoch() -> None:
+    """Member 0 labels 4 of 10 samples, member 1 labels 6: with 2 labelled + 2 unlabelled per member and
+    step, the epoch has ⌈6 / 2⌉ = 3 steps; member 1 passes over its labelled set exactly once, member 0
+    cycles its own, every slot holds only its own part, and two ranks split each step without overlap."""
+    labelled = torch.zeros(10, 2, dtype=torch.bool)
+    labelled[[0, 1, 2, 3], 0] = True
+    labelled[[4, 5, 6, 7, 8, 9], 1] = True
+    order = labelled_pass_order(labelled, half=2, world=World(), seed=0, step=3)
+    steps = order.view(-1, 2, 2, 2)  # (step, member, labelled / unlabelled, h)
+    assert steps.shape[0] == 3
+    for m in range(2):
+        assert bool(labelled[steps[:, m, 0].reshape(-1), m].all())
+        assert not bool(labelled[steps[:, m, 1].reshape(-1), m].any())
+    assert sorted(steps[:, 1, 0].reshape(-1).tolist()) == [4, 5, 6, 7, 8, 9]  # once each
+    assert set(steps[:, 0, 0].reshape(-1).tolist()) == {0, 1, 2, 3}  # cycled: 6 slots, 4 samples
+    assert torch.equal(order, labelled_pass_order(labelled, half=2, world=World(), seed=0, step=3))
+    assert not torch.equal(order, labelled_pass_order(labelled, half=2, world=World(), seed=0, step=4))
+    ranks = [
+        labelled_pass_order(labelled, half=1, world=World(rank=r, size=2), seed=0, step=3) for r in (0, 1)
+    ]
+    assert all(len(o) == 3 * 4 for o in ranks)  # the same 3 steps, half of each per rank
+    together = torch.stack([o.view(3, 2, 2, 1) for o in ranks], dim=-1).flatten(-2)  # (step, m, part, 2)
+    assert torch.equal(together, steps)  # the ranks' shares are the one-rank epoch, split
+
+
+def test_labelled_pass_step_equals_the_hand_computed_loss(digits_npz: Path) -> None:
+    """One step of the official layout written out: each member refines its own labelled samples with
+    its own two views (training mode) and guesses its unlabelled ones from its own views and the other
+    member's, the other in eval mode."""
+    overrides = {
+        "data.train_subset": 60,
+        "dividemix.alpha": 0.0,  # λ' = 1: mixing leaves the batch as it is
+        "dividemix.lambda_u": 2.0,
+        "dividemix.rampup_epochs": 0,
+        "dividemix.prior_weight": 0.5,
+    }
+    cfg = digits_config(digits_npz, method="dividemix", **overrides)
+    bundle = prepare_data(cfg)
+    ctx = build_context(WorkerSpec(cfg, bundle, "x", progress=False), bundle, World(), in_ray=False)
+    net = ctx.net.train()
+    clean = torch.rand(60, 2, generator=torch.Generator().manual_seed(1))
+    weights, labelled = co_divide(clean, 0.5)
+    idx = labelled_pass_order(labelled, half=4, world=World(), seed=0, step=0)[:16]  # the first step
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    out = labelled_pass_loss(ctx, ctx.noisy_labels, weights, labelled, epochs_done=0)(
+        idx, torch.Generator().manual_seed(5), FIRST_BATCH
+    )
+    assert out.images == 2 * 2 * 8
+    net.load_state_dict(before)  # BatchNorm's running statistics as the step found them
+
+    gen = torch.Generator().manual_seed(5)
+    rows = idx.view(2, 8)  # member m: its 4 labelled samples, then its 4 unlabelled ones
+    raw = ctx.train_images[rows.reshape(-1)]
+    v1, v2 = ctx.augmenter.weak(raw, gen), ctx.augmenter.weak(raw, gen)
+    x = [torch.cat([v1[8 * m : 8 * m + 8], v2[8 * m : 8 * m + 8]]) for m in range(2)]  # (16, C, H, W)
+    logits = [net.members[m](x[m]) for m in range(2)]  # training mode
+    p = [torch.softmax(t.detach(), dim=1) for t in logits]
+    net.eval()
+    with torch.no_grad():  # member 1 − m on member m's unlabelled views
+        q = [torch.softmax(net.members[1 - m](torch.cat([x[m][4:8], x[m][12:16]])), dim=1) for m in range(2)]
+    net.train()
+    expected = torch.zeros(())
+    for m in range(2):
+        lab_rows = rows[m, :4]
+        assert bool(labelled[lab_rows, m].all()) and not bool(labelled[rows[m, 4:], m].any())
+        y = F.one_hot(ctx.noisy_labels[lab_rows], ctx.num_classes).float()
+        w = clean[lab_rows, 1 - m].unsqueeze(1)  # the other member's clean probability
+        refined = w * y + (1 - w) * (p[m][:4] + p[m][8:12]) / 2
+        guess = (p[m][4:8] + p[m][12:16] + q[m][:4] + q[m][4:]) / 4
+        sharp = torch.cat(
+            [refined**2 / (refined**2).sum(1, keepdim=True), guess**2 / (guess**2).sum(1, keepdim=True)]
+        )
+        target = torch.cat([sharp, sharp])  # (16, K): both views
+        lab = torch.tensor([True] * 4 + [False] * 4 + [True] * 4 + [False] * 4)
+        log_p = F.log_softmax(logits[m], dim=1)
+        lx = -(target[lab] * log_p[lab]).sum(dim=1).mean()
+        lu = (log_p[~lab].exp() - target[~lab]).pow(2).mean()
+        mean_p = log_p.exp().mean(dim=0)
+        prior = (torch.log((1 / ctx.num_classes) / mean_p) / ctx.num_classes).sum()
+        expected = expected + lx + 2.0 * lu + 0.5 * prior
+    assert float(out.loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+
+
 # ---- real runs -----------------------------------------------------------------------------------
 
 
@@ -197,6 +282,7 @@ def test_dividemix_learns_and_divides_cleaner_than_the_labels(record: dict[str, 
     assert record["test_acc"] > 0.5 and record["warmup_test_acc"] is not None  # chance is 0.1
     clean_fraction = 1 - record["realised_noise_rate"]
     for h in divided:
+        assert h["epoch_layout_labelled"] == 1.0  # the official layout, the default
         for m in (1, 2):
             assert h[f"division_net{m}_precision"] > clean_fraction + 0.1
             assert h[f"division_net{m}_size"] > 100
@@ -204,9 +290,13 @@ def test_dividemix_learns_and_divides_cleaner_than_the_labels(record: dict[str, 
     assert {"test_acc_net1", "test_acc_net2"} <= set(history[-1])
 
 
-def test_resume_after_warmup_matches_an_uninterrupted_run(digits_npz: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["labelled", "all"])
+def test_resume_after_warmup_matches_an_uninterrupted_run(
+    digits_npz: Path, tmp_path: Path, layout: str
+) -> None:
     # Two epochs of losses averaged before each GMM: the loss history travels in the checkpoint.
     short = LEARNS | {"data.train_subset": 300, "baseline.epochs": 5, "dividemix.warmup_epochs": 2}
+    short |= {"dividemix.epoch_layout": layout}
     cfg = digits_config(digits_npz, **(short | {"dividemix.loss_window": 2, "dividemix.lambda_u": 25.0}))
     whole = execute(cfg, storage=tmp_path / "a", use_ray=False, progress=False).record
     with pytest.raises(RuntimeError, match="injected failure"):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 from record_factory import iteration, make_record, stage, write_run
 from typer.testing import CliRunner
 
 from noisylab.cli import app
-from noisylab.plots import plot_records
+from noisylab.plots import _mean_curve, plot_records, supervised_curve
 
 runner = CliRunner()
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -121,3 +123,42 @@ def test_epoch_line_says_dash_for_an_empty_selection() -> None:
         }
     )
     assert "selected 0 (labels right -)" in line and "nan" not in line
+
+
+def _epochs(losses: list[float], accs: list[float], *, pretrain: int = 0) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = [
+        {"step": i, "phase": "pretrain", "epoch": i + 1, "train_loss": 5.0} for i in range(pretrain)
+    ]
+    for i, (loss, acc) in enumerate(zip(losses, accs, strict=True)):
+        rows.append(
+            {"step": pretrain + i, "phase": "train", "epoch": i + 1, "train_loss": loss, "test_acc": acc}
+        )
+    return rows
+
+
+def test_training_curves_leave_out_pre_training_and_average_over_seeds(tmp_path: Path) -> None:
+    history = _epochs([2.0, 1.0, 0.2], [0.30, 0.50, 0.40], pretrain=2)
+    assert supervised_curve(json.dumps(history)) == [(2.0, 30.0), (1.0, 50.0), (0.2, 40.0)]
+    assert supervised_curve("not json") == [] and supervised_curve(None) == []
+    runs = [[(2.0, 30.0), (1.0, 50.0)], [(1.0, 40.0), (0.5, None), (0.1, 20.0)]]
+    epochs, means, stds = _mean_curve(runs, 1)  # accuracy: epoch 2 has one value, epoch 3 one run
+    assert epochs == [1, 2, 3] and means == [35.0, 50.0, 20.0]
+    assert stds[0] == pytest.approx(7.0711, abs=1e-3) and stds[1:] == [0.0, 0.0]
+    # A curves figure for the runs with a history, beside the accuracy figure; `--method` keeps one method.
+    for seed in (0, 1):
+        record = make_record(
+            method="ce",
+            dataset="fashion-mnist",
+            noise="idn:0.5",
+            seed=seed,
+            history=_epochs([2.0, 0.5, 0.1], [0.3, 0.45, 0.4]),
+        )
+        write_run(tmp_path / "runs", record)
+    write_run(tmp_path / "runs", make_record(method="paper", dataset="fashion-mnist", noise="idn:0.5"))
+    out = tmp_path / "figures"
+    result = runner.invoke(app, ["plot", str(tmp_path / "runs"), "--method", "ce", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["accuracy-fashion-mnist.png", "curves-fashion-mnist.png"]
+    assert _is_png(out / "curves-fashion-mnist.png")
+    result = runner.invoke(app, ["plot", str(tmp_path / "runs"), "--method", "lsl", "--out", str(out)])
+    assert result.exit_code == 2 and "no records of method lsl" in result.output

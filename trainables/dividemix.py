@@ -71,7 +71,16 @@ from torch import Tensor
 from noisylab import gmm, losses, selection
 from noisylab.batches import PerSampleLoss
 from noisylab.config import RunConfig
-from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step, same_on_all_ranks, to_device
+from noisylab.engine import (
+    BatchFn,
+    BatchOut,
+    BatchPlace,
+    Step,
+    World,
+    derived_generator,
+    same_on_all_ranks,
+    to_device,
+)
 from noisylab.mixing import mix
 from noisylab.runtime import Context, TrainState, train_one_epoch
 from noisylab.sections.baseline import baseline_epochs
@@ -80,6 +89,7 @@ from noisylab.sections.paper_dividemix import LabelledLoss
 from noisylab.twins import MEMBERS, both, evaluate_twin, member_losses
 
 LOSS_HISTORY = "dividemix_loss_history"  # TrainState.extra key: the last epochs' normalised losses
+LAYOUT_STREAM = 0x1AB  # a key of the labelled pass's generator, apart from the epoch order's (seed, step)
 
 # ---- pure pieces ---------------------------------------------------------------------------------
 
@@ -225,17 +235,39 @@ def divided_epoch(
     `copies` are the pipeline's grafts (see `mixmatch_loss`); DivideMix itself uses the defaults."""
     assert state.labels is not None
     weights, labelled, metrics = divide(step, ctx, state)
-    loss_fn = mixmatch_loss(
-        ctx,
-        state.labels,
-        weights,
-        labelled,
-        epochs_done=epochs_done,
-        labelled_loss=labelled_loss,
-        pseudo=pseudo,
-        copies=copies,
+    counts = labelled.sum(dim=0)  # (2,): each member's labelled set
+    # The official layout needs both parts for both members; a division that labels all or nothing for
+    # a member trains that epoch as one pass over every sample, which handles any split.
+    official = ctx.cfg.dividemix.epoch_layout == "labelled" and bool(
+        ((counts > 0) & (counts < len(labelled))).all()
     )
-    trained = train_one_epoch(ctx, step, index, optimizer, loss_fn)
+    if official:
+        half = ctx.per_rank_batch // 2
+        order = labelled_pass_order(labelled, half=half, world=ctx.world, seed=ctx.cfg.seed, step=index)
+        loss_fn = labelled_pass_loss(
+            ctx,
+            state.labels,
+            weights,
+            labelled,
+            epochs_done=epochs_done,
+            labelled_loss=labelled_loss,
+            pseudo=pseudo,
+            copies=copies,
+        )
+        trained = train_one_epoch(ctx, step, index, optimizer, loss_fn, order=order, batch_size=4 * half)
+    else:
+        loss_fn = mixmatch_loss(
+            ctx,
+            state.labels,
+            weights,
+            labelled,
+            epochs_done=epochs_done,
+            labelled_loss=labelled_loss,
+            pseudo=pseudo,
+            copies=copies,
+        )
+        trained = train_one_epoch(ctx, step, index, optimizer, loss_fn)
+    metrics["epoch_layout_labelled"] = float(official)
     parts = {name: trained.mean(name) for name in ("loss_x", "loss_u", "loss_prior")}
     return metrics | trained.metrics | {"lambda_u": lambda_u(ctx.cfg)} | parts
 
@@ -353,6 +385,125 @@ def mixmatch_loss(
         parts /= MEMBERS  # exact: a power of two
         metrics = dict(zip(("loss_x", "loss_u", "loss_prior"), parts.unbind(), strict=True))
         return BatchOut(total, MEMBERS * 2 * batch, metrics=metrics)
+
+    return fn
+
+
+def _stream(pool: Tensor, count: int, generator: torch.Generator) -> Tensor:
+    """`count` indices of `pool` [P] in shuffled passes, a fresh permutation each pass (a DataLoader
+    with shuffle=True iterated again and again)."""
+    parts, have = [], 0
+    while have < count:
+        parts.append(pool[torch.randperm(len(pool), generator=generator)])
+        have += len(pool)
+    return torch.cat(parts)[:count]
+
+
+def labelled_pass_order(labelled: Tensor, *, half: int, world: World, seed: int, step: int) -> Tensor:
+    """The official code's divided epoch as this rank's sequence of sample indices.
+
+    labelled: bool [N, 2], column m the set member m trains on as labelled (both parts non-empty for both
+    members). With h = `half` samples per rank and H = h·world per step, the epoch has
+    S = ⌈max_m |L_m| / H⌉ steps (the official trains each network for ⌈|L_m| / B⌉ steps; the member with
+    the smaller set cycles it here, so both step together). Step s gives each member the next H of its
+    shuffled labelled samples and the next H of its unlabelled ones (cycled, re-shuffled at each pass),
+    and this rank takes every world-th of each. Returns int64 [S·4h]: per step [member 1's labelled h,
+    its unlabelled h, member 2's labelled h, its unlabelled h]. Every rank draws the same streams (one
+    generator from seed and step), so the ranks' shares never overlap."""
+    gen = derived_generator(seed, step, LAYOUT_STREAM)
+    width = half * world.size
+    steps = -(-int(labelled.sum(dim=0).max()) // width)  # ceil
+    slots = []
+    for m in range(MEMBERS):
+        for part in (labelled[:, m], ~labelled[:, m]):
+            stream = _stream(part.nonzero().squeeze(1), steps * width, gen).view(steps, width)
+            slots.append(stream[:, world.rank :: world.size])  # (S, h): this rank's share of each step
+    return torch.stack(slots, dim=1).reshape(-1)  # (S·4h,)
+
+
+def labelled_pass_loss(
+    ctx: Context,
+    labels: Tensor,
+    weights: Tensor,
+    labelled: Tensor,
+    *,
+    epochs_done: int,
+    labelled_loss: LabelledLoss = "ce",
+    pseudo: Tensor | None = None,
+    copies: int = 0,
+) -> BatchFn:
+    """One step of the official code's epoch for both members, on a batch laid out by
+    `labelled_pass_order`: member m's own h labelled and h unlabelled samples, each in two weak views.
+
+    - co-refinement of its labelled samples: t = sharpen(w·y + (1 − w)·p̄_m, T), p̄_m its own mean over
+      the two views, in training mode (as the official trains `net` while refining);
+    - co-guessing of its unlabelled samples: t = sharpen(mean of its own two views and the OTHER
+      member's two views, T), the other member in eval mode (the official's `net2.eval()`);
+    - MixMatch of the 4h rows (λ' = max(λ, 1 − λ): a row counts as labelled by its first operand, as the
+      official's first 2B rows do), L_x + λ_u·r(t)·L_u + λ_r·L_reg per member, both members in one step.
+
+    The pipeline's grafts: `labelled_loss`, and `pseudo` with `copies`: member m's labelled samples that
+    carry a consensus pseudo-label enter `copies` more times (fresh views, same label); both members add
+    copies for as many of them as the member with fewer has, so the stacked forward keeps one shape."""
+    cfg = ctx.cfg.dividemix
+    device = ctx.train_images.device
+    weight_u = lambda_u(ctx.cfg)
+    clean = to_device(weights, device)  # (N, 2) float, column m = member m's labelled weight
+    with_copies = pseudo is not None and copies > 0
+
+    def fn(idx: Tensor, gen: torch.Generator, at: BatchPlace) -> BatchOut:
+        h = len(idx) // 4
+        slots = idx.view(MEMBERS, 2, h)  # (member, labelled / unlabelled, h)
+        lab, unl = slots[:, 0], slots[:, 1]  # (2, h) each
+        if with_copies:
+            assert pseudo is not None
+            chosen = [lab[m][pseudo[lab[m]]] for m in range(MEMBERS)]
+            n = min(len(c) for c in chosen)
+            lab = torch.stack([torch.cat([lab[m], chosen[m][:n].repeat(copies)]) for m in range(MEMBERS)])
+        rows = torch.cat([lab, unl], dim=1)  # (2, L + h): L labelled rows (copies included), h unlabelled
+        n_lab, n_rows = lab.shape[1], rows.shape[1]
+        images = ctx.train_images[to_device(rows.reshape(-1), device)]  # (2·R, C, H, W)
+        views = torch.stack(
+            [ctx.augmenter.weak(images, gen), ctx.augmenter.weak(images, gen)]
+        )  # (2, 2R, ...)
+        views = views.view(2, MEMBERS, n_rows, *images.shape[1:]).transpose(0, 1)  # (member, view, R, ...)
+        model = ctx.model
+        with torch.no_grad():
+            own = torch.softmax(model(views.flatten(1, 2)), dim=-1).view(MEMBERS, 2, n_rows, -1)
+            model.eval()  # the other member guesses in eval mode, as the official's net2
+            crossed = views[:, :, n_lab:].flip(dims=(0,)).flatten(1, 2)  # member j sees 1 − j's unlabelled
+            other = torch.softmax(model(crossed), dim=-1).view(MEMBERS, 2, h, -1).flip(dims=(0,))
+            model.train()
+        # other[m]: the other member's predictions on member m's unlabelled views (2, h, K)
+        onehot = F.one_hot(to_device(labels[lab], device), own.shape[-1]).float()  # (2, L, K)
+        w = torch.stack([clean[to_device(lab[m], device), m] for m in range(MEMBERS)]).unsqueeze(-1)
+        refined = sharpen(w * onehot + (1.0 - w) * own[:, :, :n_lab].mean(dim=1), cfg.temperature)
+        guessed = sharpen(torch.cat([own[:, :, n_lab:], other], dim=1).mean(dim=1), cfg.temperature)
+        targets = torch.cat([refined, guessed], dim=1)  # (2, R, K)
+        mine = torch.zeros(n_rows, dtype=torch.bool, device=device)
+        mine[:n_lab] = True  # (R,): the labelled rows of either member
+        mixed = [
+            mix(
+                views[m].flatten(0, 1),
+                targets[m].repeat(2, 1),
+                alpha=cfg.alpha,
+                generator=gen,
+                keep_first=True,
+            )
+            for m in range(MEMBERS)
+        ]  # per member: inputs (2R, C, H, W), targets (2R, K), λ'
+        logits = model(torch.stack([x for x, _, _ in mixed]))  # (2, 2R, K)
+        ramp = rampup(epochs_done + at.epoch_fraction, cfg.rampup_epochs)
+        total = logits.new_zeros(())
+        parts = torch.zeros(3, dtype=torch.float64, device=logits.device)  # L_x, L_u, L_reg over members
+        for m in range(MEMBERS):
+            lx, lu = semi_supervised_loss(logits[m], mixed[m][1], mine.repeat(2), labelled_loss=labelled_loss)
+            prior = uniform_prior_penalty(logits[m])
+            total = total + lx + weight_u * ramp * lu + cfg.prior_weight * prior
+            parts += torch.stack([lx, lu, prior]).detach().double()
+        parts /= MEMBERS
+        metrics = dict(zip(("loss_x", "loss_u", "loss_prior"), parts.unbind(), strict=True))
+        return BatchOut(total, MEMBERS * 2 * n_rows, metrics=metrics)
 
     return fn
 

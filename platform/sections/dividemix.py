@@ -19,7 +19,7 @@ CIFAR-10's rules (its 10-class setting); IDN follows its rate like symmetric noi
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from noisylab.errors import UserError
 from noisylab.sections.rules import noise, positive, used
@@ -38,6 +38,8 @@ _PAPER_WARMUP = {"cifar10": 10, "cifar100": 30}  # epochs
 _DEFAULT_WARMUP = 10  # epochs, for datasets the paper did not run: CIFAR-10's
 _AVERAGED_FROM_RATE = 0.9  # the official code averages the losses of the last epochs at 90 % noise
 _AVERAGED_EPOCHS = 5  # how many epochs it averages there
+
+EpochLayout = Literal["labelled", "all"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,14 @@ class DivideMixConfig:
     # Epochs of min-max normalised losses averaged before each GMM fit. None: 5 at noise rates ≥ 0.9,
     # else 1 (the official code averages the last 5 epochs at 90 % noise only).
     loss_window: int | None = None
+    # How a divided epoch lays out its batches. labelled: the official code's. Each network passes over
+    # its own labelled set in steps of batch_size / 2 labelled samples, each paired with as many of its
+    # unlabelled samples (cycled), and co-guesses with the other network in eval mode; the epoch's length
+    # follows the labelled share. all: one pass over every sample, labelled and unlabelled mixed as they
+    # come, both networks in training mode; cheaper, but the unlabelled samples weigh less, and on
+    # Fashion-MNIST under IDN 50 % it ended 6 points below the official code (BENCHMARKS.md, "DivideMix
+    # parity").
+    epoch_layout: EpochLayout = "labelled"
     gmm_iterations: int = 10  # EM rounds (the official code's GaussianMixture max_iter)
     gmm_tol: float = 1e-2  # stop when the mean log-likelihood changes by less (official code)
     gmm_reg_covar: float = 5e-4  # added to each component's variance, in normalised-loss units² (official)
