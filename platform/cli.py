@@ -345,6 +345,22 @@ def studies() -> None:
     out.print(table)
 
 
+# What `print_summary` reads besides the columns every reader needs (store.REQUIRED_COLUMNS); the store's
+# optional columns, absent from older records, show as '-'.
+_SUMMARY_COLUMNS = (
+    "width",
+    "num_train",
+    "num_test",
+    "num_classes",
+    "realised_noise_rate",
+    "workers",
+    "warmup_test_acc",
+    "warmup_test_f1",
+    "git_rev",
+    "iterations",
+)
+
+
 @app.command()
 def show(
     run_dir: Annotated[
@@ -356,6 +372,7 @@ def show(
     Example: noisylab show runs/paper-fashion-mnist-idn0.3-cpu-s0-1a2b3c
     """
     from noisylab.results import RECORD_FILE, read_record
+    from noisylab.store import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
     path = run_dir / RECORD_FILE if run_dir.is_dir() else run_dir
     if not path.exists():
@@ -367,7 +384,13 @@ def show(
         record = read_record(path)
     except Exception as e:  # a corrupt or foreign file: say so in one line
         raise fail(f"{path} is not a noisylab result record ({type(e).__name__}: {e})") from None
-    print_summary(record, path.parent)
+    missing = [c for c in (*REQUIRED_COLUMNS, *_SUMMARY_COLUMNS) if c not in record]
+    if missing:  # `report` refuses the same file: a record is what every reader can read
+        raise fail(
+            f"{path} is not a noisylab result record (it lacks the record columns {', '.join(missing)}): "
+            "point at the folder of a finished run"
+        )
+    print_summary(dict.fromkeys(OPTIONAL_COLUMNS) | record, path.parent)
     print_differences(json.loads(record.get("config_json") or "{}"))
 
 
@@ -541,21 +564,34 @@ def plot(
 
 @app.command(
     epilog="Examples:\n\n"
-    "  noisylab labels runs/RUN --output suspects.parquet\n\n"
-    "  noisylab labels runs/RUN --output pred_probs.npy   (cleanlab: find_label_issues(labels, pred_probs))"
+    "  noisylab labels runs/RUN --output suspects.parquet   (writes suspects.parquet and "
+    "suspects.pred_probs.npy)\n\n"
+    "  noisylab labels runs/RUN --output pred_probs.npy   (writes pred_probs.npy alone; cleanlab: "
+    "find_label_issues(labels, pred_probs))"
 )
 def labels(
     run_dir: Annotated[Path, typer.Argument(help="a finished run folder (holding samples.parquet)")],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="a .parquet, .csv or .npy file (.npy: pred_probs only)")
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="F.parquet or F.csv: writes F and F's stem + .pred_probs.npy beside it (the N×K array); "
+            "F.npy: writes F alone (pred_probs only)",
+        ),
     ],
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="replace those files if they exist (without it they are kept)"),
+    ] = False,
 ) -> None:
     """Export one row per training sample: index, given and final label, when it was relabelled or
-    selected, its last selection score, and the final class probabilities (cleanlab's pred_probs)."""
+    selected, its last selection score, and the final class probabilities (cleanlab's pred_probs).
+    Existing files are never replaced without --overwrite."""
     from noisylab.samples import export_samples, read_samples
 
     try:
-        written = export_samples(read_samples(run_dir), output)
+        written = export_samples(read_samples(run_dir), output, overwrite=overwrite)
     except UserError as e:
         raise fail(str(e)) from None
     for path in written:
@@ -628,6 +664,22 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}"
 
 
+def wall_time(record: dict[str, Any]) -> str:
+    """'1382 s', and for a run that was resumed 'over 3 attempts (600 + 526 + 256 s)': the total counts
+    every attempt (each up to its last checkpoint; the last one to its end) and any pre-training reused
+    from the cache with the seconds it took when it ran."""
+    total = record.get("wall_seconds")
+    if total is None:
+        return "-"
+    attempts = record.get("attempt_seconds") or []
+    if len(attempts) < 2:
+        return f"{total:.0f} s"
+    parts = " + ".join(f"{s:.0f}" for s in attempts)
+    reused = total - sum(attempts)
+    extra = f", and {reused:.0f} s of reused pre-training" if reused >= 0.5 else ""
+    return f"{total:.0f} s over {len(attempts)} attempts ({parts} s{extra})"
+
+
 def print_summary(record: dict[str, Any], directory: Path) -> None:
     r = record
     head = Table(show_header=False, title=f"run {r['run_name']}", title_justify="left")
@@ -643,7 +695,7 @@ def print_summary(record: dict[str, Any], directory: Path) -> None:
         head.add_row(
             "after warm-up: acc / F1 %", f"{_pct(r['warmup_test_acc'])} / {_pct(r['warmup_test_f1'])}"
         )
-    head.add_row("wall time", f"{r['wall_seconds']:.0f} s  (git {r['git_rev']})")
+    head.add_row("wall time", f"{wall_time(r)}  (git {r['git_rev']})")
     out.print(head)
     if r["iterations"]:
         it = Table(
@@ -656,7 +708,8 @@ def print_summary(record: dict[str, Any], directory: Path) -> None:
             title="refinement (against the clean labels)",
             title_justify="left",
         )
-        it.add_row("start", "", "", "", "", _pct(1 - r["realised_noise_rate"]))
+        start = r["realised_noise_rate"]
+        it.add_row("start", "", "", "", "", _pct(None if start is None else 1 - start))
         for row in r["iterations"]:
             it.add_row(
                 str(row["iteration"]),

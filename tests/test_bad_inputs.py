@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -154,6 +155,33 @@ def finished_run(tmp: Path) -> None:
 def corrupt_record(tmp: Path) -> None:
     finished_run(tmp)
     (tmp / "runs" / FINISHED / "record.parquet").write_bytes(b"PAR1 not really")
+
+
+def precious_beside_the_export(tmp: Path) -> None:
+    """A file the user never named, where `labels --output y.csv` also writes (y.pred_probs.npy)."""
+    finished_run(tmp)
+    (tmp / "y.pred_probs.npy").write_text("precious\n")
+
+
+def existing_export(tmp: Path) -> None:
+    finished_run(tmp)
+    (tmp / "y.parquet").write_text("mine\n")
+
+
+def garbage_samples(tmp: Path) -> None:
+    finished_run(tmp)
+    (tmp / "runs" / FINISHED / "samples.parquet").write_bytes(b"PAR1 not really")
+
+
+def samples_without_columns(tmp: Path) -> None:
+    finished_run(tmp)
+    pl.DataFrame({"x": [1, 2]}).write_parquet(tmp / "runs" / FINISHED / "samples.parquet")
+
+
+def record_without_test_acc(tmp: Path) -> None:
+    finished_run(tmp)
+    path = tmp / "runs" / FINISHED / "record.parquet"
+    pl.read_parquet(path).drop("test_acc").write_parquet(path)
 
 
 def _unfinished(tmp: Path) -> Path:
@@ -477,6 +505,42 @@ CASES: list[Case] = [
     ),
     Case("show a missing run", None, ["show", "{tmp}/nothing"], 2, "no result record"),
     Case(
+        "show a record without test_acc",
+        record_without_test_acc,
+        ["show", "{tmp}/runs/done"],
+        2,
+        "lacks the record columns test_acc",
+    ),
+    # labels
+    Case(
+        "labels beside a file it was not named",
+        precious_beside_the_export,
+        ["labels", "{tmp}/runs/done", "--output", "{tmp}/y.csv"],
+        2,
+        "y.pred_probs.npy, which already exists: `noisylab labels` writes",
+    ),
+    Case(
+        "labels onto an existing --output",
+        existing_export,
+        ["labels", "{tmp}/runs/done", "--output", "{tmp}/y.parquet"],
+        2,
+        "pass --overwrite to replace them",
+    ),
+    Case(
+        "labels of a garbage samples.parquet",
+        garbage_samples,
+        ["labels", "{tmp}/runs/done", "--output", "{tmp}/y.csv"],
+        2,
+        "samples.parquet is not a readable Parquet file",
+    ),
+    Case(
+        "labels of a samples.parquet without its columns",
+        samples_without_columns,
+        ["labels", "{tmp}/runs/done", "--output", "{tmp}/y.csv"],
+        2,
+        "is not a noisylab samples table (it lacks the columns index",
+    ),
+    Case(
         "report --output under a file",
         a_file,
         ["report", "--study", "fmnist_cpu", "--format", "markdown", "--output", "{tmp}/afile/t.md"],
@@ -675,3 +739,22 @@ def test_ctrl_c_says_where_and_exits_130(
         "run the same command to resume"
     )
     assert "Traceback" not in result.output
+
+
+def test_labels_replaces_existing_files_only_with_overwrite(tmp_path: Path) -> None:
+    """The refusal keeps the file the user never named; --overwrite replaces both files, as --help says."""
+    finished_run(tmp_path)
+    beside = tmp_path / "y.pred_probs.npy"
+    beside.write_text("precious\n")
+    args = ["labels", str(tmp_path / "runs" / FINISHED), "--output", str(tmp_path / "y.csv")]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2 and beside.read_text() == "precious\n"
+    assert not (tmp_path / "y.csv").exists()
+    done = runner.invoke(app, [*args, "--overwrite"])
+    assert done.exit_code == 0, done.output
+    assert done.stderr.splitlines() == [f"wrote {tmp_path / 'y.csv'}", f"wrote {beside}"]
+    samples = pl.read_parquet(tmp_path / "runs" / FINISHED / "samples.parquet")
+    assert np.array_equal(np.load(beside), np.asarray(samples["pred_probs"].to_numpy()))
+    assert pl.read_csv(tmp_path / "y.csv")["given_label"].to_list() == samples["given_label"].to_list()
+    usage = runner.invoke(app, ["labels", "--help"], env={"COLUMNS": "200"}).stdout
+    assert ".pred_probs.npy" in usage and "--overwrite" in usage
