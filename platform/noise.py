@@ -27,8 +27,8 @@ from typing import Any, Literal, cast, get_args
 
 import numpy as np
 
-from noisylab.atomic import write_with
-from noisylab.errors import UserError
+from noisylab.atomic import set_aside, write_with
+from noisylab.errors import UserError, warn
 
 NoiseKind = Literal["none", "idn", "symmetric", "pair", "file"]
 
@@ -218,18 +218,36 @@ def _array_digest(array: np.ndarray) -> str:
 
 
 def _read_cache(path: Path, *, num_samples: int, num_classes: int) -> np.ndarray | None:
+    """The cached labels, or None when there are none. An entry that is unreadable or not labels for
+    this data (`_cache_problem`) is set aside (renamed `.bad`) with one warning line and drawn again, as
+    the pre-training cache does: the cache only saves time."""
     if not path.is_file():
         return None
     try:
         cached = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        return None  # a damaged cache file is simply regenerated (and replaced)
-    valid = (
-        cached.shape == (num_samples,)
-        and np.issubdtype(cached.dtype, np.integer)
-        and (num_samples == 0 or (cached.min() >= 0 and cached.max() < num_classes))
-    )
-    return cached.astype(np.int64) if valid else None
+    except (OSError, ValueError, EOFError):
+        problem: str | None = "it is not a readable .npy array"
+    else:
+        problem = _cache_problem(cached, num_samples=num_samples, num_classes=num_classes)
+    if problem is None:
+        return cast(np.ndarray, cached).astype(np.int64)
+    bad = set_aside(path)
+    where = f"set aside as {bad.name}" if bad is not None else "another run set it aside"
+    warn(f"noise cache entry {path} cannot be used ({problem}): {where}; drawing the labels again")
+    return None
+
+
+def _cache_problem(cached: Any, *, num_samples: int, num_classes: int) -> str | None:
+    """Why a cached array is not noisy labels for `num_samples` samples of `num_classes` classes."""
+    if not isinstance(cached, np.ndarray):  # np.load of a zip archive gives an NpzFile
+        return f"it holds a {type(cached).__name__}, not an array"
+    if cached.shape != (num_samples,):
+        return f"it holds labels of shape {cached.shape} for {num_samples} samples"
+    if not np.issubdtype(cached.dtype, np.integer):
+        return f"its labels are {cached.dtype}, not integers"
+    if num_samples and (cached.min() < 0 or cached.max() >= num_classes):
+        return f"its labels range over [{cached.min()}, {cached.max()}], outside [0, {num_classes})"
+    return None
 
 
 # ------------------------------------------------------------------------------------------ generators

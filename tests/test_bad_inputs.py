@@ -55,8 +55,13 @@ class Case:
     id: str
     setup: SetUp | None
     argv: list[str]
-    code: int
+    code: int  # 2: refused in one `error:` line; 0: the run repairs it, says so in one `warning:` line
     message: str
+    env: dict[str, str] | None = None  # environment of the command (`{tmp}` expanded)
+
+
+# The caches of a case in its own folder, so a set-up can plant a damaged entry there.
+CACHE_ENV = {"NOISYLAB_CACHE": "{tmp}/cache"}
 
 
 # ---- set-ups: files in the formats the loaders read, each wrong in one way ----------------------------
@@ -184,6 +189,51 @@ def record_without_test_acc(tmp: Path) -> None:
     pl.read_parquet(path).drop("test_acc").write_parquet(path)
 
 
+def _cache_entry(tmp: Path, kind: str) -> Path:
+    """The template run's caches copied into the case's folder; the one entry of `kind` (pretrain, noise)."""
+    shutil.copytree(_finished_template().parent.parent / "cache", tmp / "cache")
+    (entry,) = (tmp / "cache" / kind).iterdir()
+    return entry
+
+
+def _damage_pretrain_entry(tmp: Path, damage: Callable[[dict], None]) -> None:
+    path = _cache_entry(tmp, "pretrain")
+    entry = torch.load(path, weights_only=True)
+    damage(entry)
+    torch.save(entry, path)
+
+
+def pretrain_entry_of_another_shape(tmp: Path) -> None:
+    def wider_first_layer(entry: dict) -> None:
+        name = next(iter(entry["model"]))
+        shape = entry["model"][name].shape
+        entry["model"][name] = torch.zeros(2 * shape[0], *shape[1:])
+
+    _damage_pretrain_entry(tmp, wider_first_layer)
+
+
+def pretrain_entry_without_history(tmp: Path) -> None:
+    _damage_pretrain_entry(tmp, lambda entry: entry.pop("history"))
+
+
+def pretrain_entry_with_nan_weights(tmp: Path) -> None:
+    def nan(entry: dict) -> None:
+        for tensor in entry["model"].values():
+            if tensor.is_floating_point():
+                tensor.fill_(float("nan"))
+
+    _damage_pretrain_entry(tmp, nan)
+
+
+def noise_entry_of_another_length(tmp: Path) -> None:
+    path = _cache_entry(tmp, "noise")
+    np.save(path, np.load(path)[:-1])
+
+
+def noise_entry_of_garbage(tmp: Path) -> None:
+    _cache_entry(tmp, "noise").write_bytes(b"\x93NUMPY garbage")
+
+
 def _unfinished(tmp: Path) -> Path:
     finished_run(tmp)
     run = tmp / "runs" / FINISHED
@@ -226,13 +276,15 @@ _TEMPLATE: list[Path] = []
 
 
 def _finished_template() -> Path:
-    """Train RUN --name done once into a temporary folder (seconds: the tiny profile on 400 digits)."""
+    """Train RUN --name done once into a temporary folder (seconds: the tiny profile on 400 digits), with
+    its caches beside its runs folder."""
     if not _TEMPLATE:
         import tempfile
 
         root = Path(tempfile.mkdtemp(prefix="noisylab-finished-"))
         args = _argv([*RUN, "--name", FINISHED], root, DIGITS[0])
-        result = runner.invoke(app, args)
+        # Caches of its own: the set-ups copy its pre-training and noise entries (runs/../cache).
+        result = runner.invoke(app, args, env={"NOISYLAB_CACHE": str(root / "cache")})
         assert result.exit_code == 0, result.output
         _TEMPLATE.append(root / "runs" / FINISHED)
     return _TEMPLATE[0]
@@ -499,6 +551,47 @@ CASES: list[Case] = [
         2,
         "another config",
     ),
+    # damaged cache entries: set aside (renamed .bad, bytes kept) with one warning, computed again
+    Case(
+        "pre-training cache entry of another shape",
+        pretrain_entry_of_another_shape,
+        [*RUN, "--name", "fresh"],
+        0,
+        "cannot be used (backbone.conv1.weight is float32 [8, 1, 3, 3], the network's float32 [4, 1, 3, 3])",
+        CACHE_ENV,
+    ),
+    Case(
+        "pre-training cache entry without its history",
+        pretrain_entry_without_history,
+        [*RUN, "--name", "fresh"],
+        0,
+        "cannot be used (it lacks history): set aside as",
+        CACHE_ENV,
+    ),
+    Case(
+        "pre-training cache entry with NaN weights",
+        pretrain_entry_with_nan_weights,
+        [*RUN, "--name", "fresh"],
+        0,
+        "holds NaN or infinite values): set aside as",
+        CACHE_ENV,
+    ),
+    Case(
+        "noise cache entry of another length",
+        noise_entry_of_another_length,
+        [*RUN, "--name", "fresh"],
+        0,
+        "cannot be used (it holds labels of shape (1399,) for 1400 samples)",
+        CACHE_ENV,
+    ),
+    Case(
+        "noise cache entry of garbage",
+        noise_entry_of_garbage,
+        [*RUN, "--name", "fresh"],
+        0,
+        "cannot be used (it is not a readable .npy array): set aside as",
+        CACHE_ENV,
+    ),
     # show and report
     Case(
         "show a foreign file", corrupt_record, ["show", "{tmp}/runs/done/record.parquet"], 2, "not a noisylab"
@@ -626,8 +719,22 @@ def run_case(case: Case, tmp: Path, npz: Path) -> tuple[int, str, str, dict[str,
     if case.setup is not None:
         case.setup(tmp)
     before = snapshot(tmp)
-    result = runner.invoke(app, _argv(case.argv, tmp, npz))
+    env = {k: _argv([v], tmp, npz)[0] for k, v in (case.env or {}).items()}
+    result = runner.invoke(app, _argv(case.argv, tmp, npz), env=env)
     return result.exit_code, result.stderr, result.output, before, snapshot(tmp)
+
+
+def shown_line(code: int, stderr: str) -> str:
+    """The line a case is about: the `error:` line of a refusal, the `warning:` line of a repaired run."""
+    prefix = "warning: " if code == 0 else "error: "
+    return next((line for line in stderr.splitlines() if line.startswith(prefix)), "")
+
+
+def kept(before: dict[str, str], after: dict[str, str]) -> bool:
+    """Every file of `before` is still there unchanged, or set aside unchanged as `<name>.bad`."""
+    return all(
+        after.get(path) == digest or after.get(path + ".bad") == digest for path, digest in before.items()
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -642,9 +749,15 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     code, stderr, output, before, after = run_case(case, tmp_path, digits_npz)
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == case.code, output
+    assert "Traceback" not in output and "weights_only=False" not in output
+    if case.code == 0:  # repaired: one warning, no error, nothing lost (a bad entry is kept as .bad)
+        warnings = [line for line in lines if line.startswith("warning: ")]
+        assert len(warnings) == 1 and case.message in warnings[0], stderr
+        assert not any(line.startswith("error: ") for line in lines), stderr
+        assert kept(before, after), "a file changed or vanished"
+        return
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     assert case.message in lines[0], lines[0]
-    assert "Traceback" not in output and "weights_only=False" not in output
     assert after == before, "files changed, appeared or vanished"
 
 

@@ -412,13 +412,36 @@ def test_cache_hit_reuses_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         _cached(spec, images[::-1].copy(), labels, num_classes=10, seed=4, cache_dir=tmp_path)
 
 
-def test_damaged_cache_file_is_regenerated(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (b"truncated", "it is not a readable .npy array"),
+        (np.arange(99), "it holds labels of shape (99,) for 100 samples"),
+        (np.zeros(100, np.float32), "its labels are float32, not integers"),
+        (np.full(100, 7), "its labels range over [7, 7], outside [0, 4)"),
+    ],
+    ids=["bytes", "length", "floats", "range"],
+)
+def test_damaged_cache_file_is_set_aside_and_regenerated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: bytes | np.ndarray, problem: str
+) -> None:
     labels = np.random.default_rng(0).integers(0, 4, size=100)
     images = np.zeros((100, 1, 1, 1), np.uint8)
     spec = NoiseSpec("symmetric", rate=0.3)
     first = _cached(spec, images, labels, num_classes=4, seed=0, cache_dir=tmp_path)
     (cached,) = tmp_path.iterdir()
-    cached.write_bytes(b"truncated")
+    if isinstance(damage, bytes):
+        cached.write_bytes(damage)
+    else:
+        np.save(cached, damage)
+    bad_bytes = cached.read_bytes()
+    capsys.readouterr()
     again = _cached(spec, images, labels, num_classes=4, seed=0, cache_dir=tmp_path)
     assert np.array_equal(again.labels, first.labels)
-    assert np.array_equal(np.load(cached), first.labels)
+    assert np.array_equal(np.load(cached), first.labels)  # the entry is drawn again and stored
+    assert cached.with_name(cached.name + ".bad").read_bytes() == bad_bytes  # the bad one kept aside
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        f"warning: noise cache entry {cached} cannot be used ({problem}): set aside as "
+        f"{cached.name}.bad; drawing the labels again"
+    )
