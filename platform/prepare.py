@@ -69,6 +69,16 @@ def check_geometry(size: tuple[int, ...], crop_padding: int) -> None:
         )
 
 
+def check_batch(batch_size: int, num_train: int) -> None:
+    """A batch holds at most the whole training set: more is a mistake (and far more overflows torch's
+    index arithmetic), found once the set's size is known, before noise is drawn or a worker starts."""
+    if batch_size > num_train:
+        raise UserError(
+            f"batch_size {batch_size} is larger than the {num_train:,} training images: "
+            f"lower it with --set batch_size=N (N ≤ {num_train:,}), or train on more images"
+        )
+
+
 def prepare_data(cfg: RunConfig) -> DataBundle:
     """Noise is drawn on the whole training set (label files such as CIFAR-10N cover all of it), then
     the subset is taken; the realised rate and transition matrix describe the subset actually used."""
@@ -79,6 +89,7 @@ def prepare_data(cfg: RunConfig) -> DataBundle:
     all_x, all_y = ds.train.images.numpy(), ds.train.labels.numpy().astype(np.int64)
     check_geometry(all_x.shape[-2:], d.crop_padding)
     train_idx = _subset(ds.train, d.train_subset, d.subset_seed)
+    check_batch(cfg.batch_size, len(train_idx))
     test_idx = _subset(ds.test, d.test_subset, d.subset_seed + 1)
     noise = make_noisy_labels(
         d.noise_spec,

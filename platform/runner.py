@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -164,6 +165,24 @@ def claim(directory: Path, cfg: RunConfig) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def released_unless_saved(directory: Path, *, claimed: bool, created: bool) -> Iterator[None]:
+    """A run this process claimed that stops (an error, Ctrl-C, a crash it survives) before its first
+    checkpoint has nothing to resume, so it gives the name back: otherwise its config.json alone would
+    refuse the corrected command as "started with another config". A folder this process created goes
+    whole; in one that was there before only the files a claim writes go."""
+    try:
+        yield
+    except BaseException:
+        if claimed and not _checkpoint_files(directory):
+            if created:
+                shutil.rmtree(directory, ignore_errors=True)
+            else:
+                for leftover in (CONFIG_FILE, METRICS_FILE):
+                    (directory / leftover).unlink(missing_ok=True)
+        raise
+
+
 def check_resources(cfg: RunConfig) -> int:
     """CPUs per worker; refuses more workers than this machine has CPUs (or GPUs with --gpu)."""
     cpus = os.cpu_count() or 1
@@ -242,33 +261,35 @@ def execute(
     )
     if use_ray and cfg.workers > 0:
         init_ray(address)  # before the folder is claimed: a cluster that cannot be reached leaves nothing
+    created = not directory.exists()
     with run_lock(directory):
         record = finished_record(directory, cfg)  # another process may have finished it meanwhile
         if record is not None:
             return RunOutcome(name, directory, record, resumed=False, already_done=True)
         resumed = claim(directory, cfg)
         check_checkpoints(directory, cfg)
-        return _train(
-            cfg,
-            name,
-            directory,
-            resumed=resumed,
-            bundle=bundle,
-            progress=progress,
-            address=address,
-            use_ray=use_ray,
-            fail_at_step=fail_at_step,
-            max_failures=max_failures,
-            on_start=on_start,
-            study=study,
-            params=params,
-            cpus_per_worker=cpus_per_worker,
-            gpus_per_worker=gpus_per_worker,
-            epoch_lines=epoch_lines,
-            train_callbacks=train_callbacks,
-            pretrain_cache=pretrain_cache,
-            loggers=loggers,
-        )
+        with released_unless_saved(directory, claimed=not resumed, created=created):
+            return _train(
+                cfg,
+                name,
+                directory,
+                resumed=resumed,
+                bundle=bundle,
+                progress=progress,
+                address=address,
+                use_ray=use_ray,
+                fail_at_step=fail_at_step,
+                max_failures=max_failures,
+                on_start=on_start,
+                study=study,
+                params=params,
+                cpus_per_worker=cpus_per_worker,
+                gpus_per_worker=gpus_per_worker,
+                epoch_lines=epoch_lines,
+                train_callbacks=train_callbacks,
+                pretrain_cache=pretrain_cache,
+                loggers=loggers,
+            )
 
 
 def _train(

@@ -372,6 +372,50 @@ CASES: list[Case] = [
     Case("negative weight decay", None, [*RUN, "--set", "warmup.weight_decay=-0.1"], 2, "must be ≥ 0"),
     Case("negative seed", None, [*RUN, "--seed", "-1"], 2, "seed must lie in 0..4294967295"),
     Case("huge seed", None, [*RUN, "--seed", "99999999999999999999"], 2, "seed must lie in 0..4294967295"),
+    # integer fields bounded where they are checked (a huge batch overflowed torch, after the folder was
+    # claimed: the corrected command was then refused as "started with another config")
+    Case(
+        "batch of 10**20",
+        None,
+        [*RUN, "--method", "ce", "--set", "batch_size=100000000000000000000", "--name", "hb"],
+        2,
+        "config field 'batch_size' must be ≤ 2,147,483,647, got 100000000000000000000",
+    ),
+    Case(
+        "batch larger than the training set",
+        None,
+        [*RUN, "--method", "ce", "--set", "batch_size=129"],
+        2,
+        "batch_size 129 is larger than the 128 training images",
+    ),
+    Case(
+        "a million epochs",
+        None,
+        [*RUN, "--method", "ce", "--set", "baseline.epochs=1000000"],
+        2,
+        "config field 'baseline.epochs' must be ≤ 10,000, got 1000000",
+    ),
+    Case(
+        "refinement epochs of 10**14",
+        None,
+        [*RUN, "--set", "refine.epochs=[2,100000000000000]"],
+        2,
+        "config field 'refine.epochs' must be ≤ 10,000, got [2, 100000000000000]",
+    ),
+    Case(
+        "a network 100,000 channels wide",
+        None,
+        [*RUN, "--set", "model.width=100000"],
+        2,
+        "config field 'model.width' must be ≤ 512, got 100000",
+    ),
+    Case(
+        "a subset of 10**20 images",
+        None,
+        [*RUN, "--set", "data.train_subset=100000000000000000000"],
+        2,
+        "config field 'data.train_subset' must be ≤ 2,147,483,647",
+    ),
     # each method's own section (noisylab.sections): its check, after its paper defaults are resolved
     Case(
         "no baseline epoch",
