@@ -545,10 +545,9 @@ def _validate_refine(r: RefineConfig) -> None:
 
 
 def load_config_json(path: Path) -> RunConfig:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read the config {path}: {e}") from None
+    from noisylab.configfile import read_config_data  # it reads configs into this module's RunConfig
+
+    data = read_config_data(path)
     try:
         return resolve(RunConfig.from_dict(data))  # a config saved before resolution existed holds None
     except UserError as e:

@@ -148,6 +148,27 @@ def config_of_another_run(tmp: Path) -> None:
     (tmp / "runs" / "mine" / "config.json").write_text(json.dumps(RunConfig().to_dict()))
 
 
+def toml_nested_3000_deep(tmp: Path) -> None:
+    (tmp / "deep.toml").write_text("seed = " + "[" * 3000 + "]" * 3000 + "\n")
+
+
+def json_nested_5000_deep(tmp: Path) -> None:
+    (tmp / "deep.json").write_text("[" * 5000 + "]" * 5000)
+
+
+def json_with_a_5000_digit_integer(tmp: Path) -> None:
+    (tmp / "big.json").write_text('{"seed": ' + "9" * 5000 + "}")
+
+
+def toml_in_latin_1(tmp: Path) -> None:
+    (tmp / "latin.toml").write_bytes('[data]\nname = "café"\n'.encode("latin-1"))
+
+
+def run_config_nested_5000_deep(tmp: Path) -> None:
+    (tmp / "runs" / "mine").mkdir(parents=True)
+    (tmp / "runs" / "mine" / "config.json").write_text('{"data": ' * 5000 + "1" + "}" * 5000)
+
+
 def a_file(tmp: Path) -> None:
     (tmp / "afile").write_text("not a folder")
 
@@ -494,6 +515,42 @@ CASES: list[Case] = [
         [*RUN, "--method", "lsl", "--set", "lsl.warmup_epochs=99"],
         2,
         "leaves no epoch with structural labels",
+    ),
+    # --config files
+    Case(
+        "--config TOML nested 3,000 deep",
+        toml_nested_3000_deep,
+        [*RUN, "--config", "{tmp}/deep.toml"],
+        2,
+        "deep.toml nests its values more than 16 levels deep",
+    ),
+    Case(
+        "--config JSON nested 5,000 deep",
+        json_nested_5000_deep,
+        [*RUN, "--config", "{tmp}/deep.json"],
+        2,
+        "deep.json nests its values more than 16 levels deep",
+    ),
+    Case(
+        "--config with a 5,000-digit integer",
+        json_with_a_5000_digit_integer,
+        [*RUN, "--config", "{tmp}/big.json"],
+        2,
+        "big.json holds an integer of more than 4,300 digits",
+    ),
+    Case(
+        "--config not in UTF-8",
+        toml_in_latin_1,
+        [*RUN, "--config", "{tmp}/latin.toml"],
+        2,
+        "latin.toml is not UTF-8 text (byte 0xe9 at offset 18)",
+    ),
+    Case(
+        "run folder's config.json nested 5,000 deep",
+        run_config_nested_5000_deep,
+        [*RUN, "--name", "mine"],
+        2,
+        "config.json nests its values more than 16 levels deep",
     ),
     # names and storage
     Case("--name with ..", None, [*RUN, "--name", "../x"], 2, "is not a plain name"),
