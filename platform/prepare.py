@@ -7,6 +7,7 @@ Everything a user can get wrong about data surfaces here, before any worker star
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +80,10 @@ def check_batch(batch_size: int, num_train: int) -> None:
         )
 
 
-def prepare_data(cfg: RunConfig) -> DataBundle:
+def prepare_data(cfg: RunConfig, *, say: Callable[[str], None] | None = None) -> DataBundle:
     """Noise is drawn on the whole training set (label files such as CIFAR-10N cover all of it), then
-    the subset is taken; the realised rate and transition matrix describe the subset actually used."""
+    the subset is taken; the realised rate and transition matrix describe the subset actually used.
+    `say`: where a long noise draw reports what it computes and how far it is."""
     d = cfg.data
     root = Path(d.root) if d.root else None
     ds = load_dataset(d.dataset, root, image_size=d.image_size)
@@ -99,6 +101,7 @@ def prepare_data(cfg: RunConfig) -> DataBundle:
         seed=cfg.seed,
         cache_dir=cache_dir() / "noise",
         keep=train_idx,
+        say=say,
     )
     return DataBundle(
         dataset=source.name,

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -66,6 +67,10 @@ class RunOutcome:
 def default_name(cfg: RunConfig) -> str:
     noise = cfg.data.noise.replace(":", "").replace("/", "_").replace("#", "_")
     return f"{cfg.method}-{cfg.data.dataset}-{noise}-{cfg.profile}-s{cfg.seed}-{cfg.fingerprint()[:6]}"
+
+
+def _stderr_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def describe_data(bundle: Any) -> str:
@@ -249,7 +254,13 @@ def execute(
     check_checkpoints(directory, cfg)
     if address is not None:
         check_reachable(address)
-    bundle = prepare_data(cfg)
+    try:
+        bundle = prepare_data(cfg, say=_stderr_line if epoch_lines else None)
+    except KeyboardInterrupt:  # loading a large set or drawing its noise takes a while: say nothing was lost
+        raise Interrupted(
+            "interrupted while preparing the data, before the run started (nothing was written): "
+            "run the same command to start it"
+        ) from None
     # Build the network(s) once here, as the workers will, so an impossible model fails before any starts.
     build_model(
         cfg.model,

@@ -96,6 +96,20 @@ def empty_test_split(tmp: Path) -> None:
     _npz(tmp / "empty_test.npz", test=0)
 
 
+def _one_image_per_class(path: Path, classes: int, size: int) -> None:
+    img = np.zeros((classes, size, size), np.uint8)
+    labels = np.arange(classes)
+    np.savez(path, train_images=img, train_labels=labels, test_images=img[:2], test_labels=labels[:2])
+
+
+def ten_thousand_classes(tmp: Path) -> None:
+    _one_image_per_class(tmp / "classes.npz", 10_000, 4)
+
+
+def two_thousand_classes(tmp: Path) -> None:
+    _one_image_per_class(tmp / "classes.npz", 2_000, 8)
+
+
 def chaoyang_absurd(tmp: Path) -> None:
     root = tmp / "chaoyang"
     root.mkdir()
@@ -600,6 +614,22 @@ CASES: list[Case] = [
         2,
         "2,147,483,648 classes",
     ),
+    # what grows with the class count: the C × C transition matrix, IDN's C × D × C projection
+    Case(
+        "npz with 10,000 classes",
+        ten_thousand_classes,
+        [*RUN, "--data-root", "{tmp}/classes.npz", "--noise", "idn:0.3"],
+        2,
+        "10,000 classes are too many for this run: the noise transition matrix would hold 10,000 × 10,000 "
+        "= 100,000,000 entries",
+    ),
+    Case(
+        "IDN on 2,000 classes of 64×64 images",
+        two_thousand_classes,
+        [*RUN, "--data-root", "{tmp}/classes.npz", "--noise", "idn:0.3", "--image-size", "64"],
+        2,
+        "idn noise would draw a 2,000 × 4,096 × 2,000 projection for 1×64×64 images (16,384,000,000 random",
+    ),
     Case(
         "2×2 images, padding 4",
         tiny_images,
@@ -972,3 +1002,22 @@ def test_labels_replaces_existing_files_only_with_overwrite(tmp_path: Path) -> N
     assert pl.read_csv(tmp_path / "y.csv")["given_label"].to_list() == samples["given_label"].to_list()
     usage = runner.invoke(app, ["labels", "--help"], env={"COLUMNS": "200"}).stdout
     assert ".pred_probs.npy" in usage and "--overwrite" in usage
+
+
+def test_ctrl_c_while_the_data_is_prepared_is_one_line(
+    tmp_path: Path, digits_npz: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading a large set or drawing its noise takes a while: Ctrl-C there says that nothing was lost."""
+    import noisylab.runner as runner_module
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner_module, "prepare_data", interrupted)
+    result = runner.invoke(app, _argv(RUN, tmp_path, digits_npz))
+    assert result.exit_code == 130, result.output
+    assert result.stderr.strip() == (
+        "error: interrupted while preparing the data, before the run started (nothing was written): "
+        "run the same command to start it"
+    )
+    assert not list(tmp_path.iterdir())

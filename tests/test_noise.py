@@ -445,3 +445,37 @@ def test_damaged_cache_file_is_set_aside_and_regenerated(
         f"warning: noise cache entry {cached} cannot be used ({problem}): set aside as "
         f"{cached.name}.bad; drawing the labels again"
     )
+
+
+# ------------------------------------------------------------------------- sizes that grow with classes
+
+
+def test_the_transition_matrix_bounds_the_class_count() -> None:
+    side = math.isqrt(noise.MAX_TRANSITION_ENTRIES)
+    noise.check_noise_size(NoiseSpec("symmetric", rate=0.2), num_classes=side, image_shape=(1, 4, 4))
+    with pytest.raises(
+        UserError, match=rf"{side + 1:,} classes are too many for this run: the noise transition"
+    ):
+        noise.check_noise_size(NoiseSpec("symmetric", rate=0.2), num_classes=side + 1, image_shape=(1, 4, 4))
+
+
+def test_the_idn_projection_is_bounded_and_reports_its_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    images, labels = _random_data(200, 8)  # 8 classes of 1×8×8 images: W has 8 × 64 × 8 numbers
+    spec = NoiseSpec("idn", rate=0.3)
+    monkeypatch.setattr(noise, "MAX_IDN_DRAWS", 8 * 64 * 8 - 1)
+    with pytest.raises(
+        UserError, match=r"idn noise would draw a 8 × 64 × 8 projection for 1×8×8 images \(4,096"
+    ):
+        noise.make_noisy_labels(spec, images=images, labels=labels, num_classes=8, seed=0)
+    noise.check_noise_size(NoiseSpec("pair", rate=0.3), num_classes=8, image_shape=(1, 8, 8))  # IDN's only
+
+    monkeypatch.setattr(noise, "MAX_IDN_DRAWS", 8 * 64 * 8)
+    monkeypatch.setattr(noise, "ANNOUNCE_IDN_DRAWS", 0)  # as if this draw took minutes
+    lines: list[str] = []
+    said = noise.make_noisy_labels(
+        spec, images=images, labels=labels, num_classes=8, seed=0, say=lines.append
+    )
+    silent = noise.make_noisy_labels(spec, images=images, labels=labels, num_classes=8, seed=0)
+    assert np.array_equal(said.labels, silent.labels)  # reporting draws nothing
+    assert lines[0].startswith("noise idn:0.3: drawing the IDN projection (4,096 random numbers")
+    assert [line.split(": ")[1].split(" %")[0] for line in lines[1:]] == ["25", "50", "75", "100"]
