@@ -6,25 +6,71 @@ left half-written (records and configs are written atomically, checkpoints only 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
-from noisylab.errors import UserError
+from noisylab.errors import Interrupted, UserError
+
+out = Console()
+err = Console(stderr=True)
+
+
+class OneLineGroup(TyperGroup):
+    """noisylab's commands. A usage mistake (an option's value of the wrong type, a missing option, an
+    unknown command) is shown as every mistake is: one line `error: ...`, exit code 2, instead of click's
+    usage, hint and error lines."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with one_line_usage_errors():  # a command's own options are parsed when the group invokes it
+            return super().invoke(ctx)
+
+
+def is_usage_error(error: BaseException) -> bool:
+    """Click's UsageError, known by its class names: typer ships its own copy of click, whose classes are
+    not the `click` package's. `noisylab` alone (NoArgsIsHelpError) keeps showing the help."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return "UsageError" in names and "NoArgsIsHelpError" not in names
+
+
+@contextlib.contextmanager
+def one_line_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as e:
+        if is_usage_error(e):
+            # `show` is how click prints an exception it stops on (then it exits with the code, 2).
+            e.show = lambda file=None, error=e: _show_usage_error(error)  # type: ignore[attr-defined]
+        raise
+
+
+def _show_usage_error(error: Any) -> None:
+    ctx = getattr(error, "ctx", None)
+    where = ctx.command_path if ctx is not None else "noisylab"
+    message = error.format_message().rstrip(".")
+    err.print(f"error: {message} (see `{where} --help`)", markup=False, highlight=False, soft_wrap=True)
+
 
 app = typer.Typer(
+    cls=OneLineGroup,
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
     help="noisylab: train image classifiers on noisy labels (the report's pipeline, its baselines) on Ray.",
 )
-out = Console()
-err = Console(stderr=True)
 
 
 def fail(message: str, code: int = UserError.exit_code) -> typer.Exit:
@@ -260,14 +306,19 @@ def sweep(
                 raise UserError("--logger needs Ray Tune: drop --local, or log each run with noisylab run")
             from noisylab.sweep_local import run_sweep_local
 
-            outcome = run_sweep_local(
-                spec,
-                profile=chosen,
-                storage=storage,
-                user_overrides=overrides,
-                resume=resume,
-                write=lambda line: err.print(line, markup=False, highlight=False),
-            )
+            try:
+                outcome = run_sweep_local(
+                    spec,
+                    profile=chosen,
+                    storage=storage,
+                    user_overrides=overrides,
+                    resume=resume,
+                    write=lambda line: err.print(line, markup=False, highlight=False),
+                )
+            except Interrupted as e:  # where it stopped, and the command that continues it
+                again = ["sweep", study, "--profile", chosen, "--storage", storage, "--local", "--resume"]
+                again += [part for assignment in set_ or [] for part in ("--set", assignment)]
+                raise Interrupted(f"{e}; continue with: noisylab {shlex.join(again)}") from None
         else:
             from noisylab.sweep import run_sweep
             from noisylab.trackers import check_loggers

@@ -21,6 +21,7 @@ import json
 import math
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -556,7 +557,10 @@ def _load_torch(path: Path) -> Any:
     import torch
 
     try:
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
+        # Torch warns on stderr about a pickle protocol it did not expect before it refuses the file;
+        # the refusal below is the one line that says what is wrong.
+        with torch.serialization.safe_globals(_numpy_safe_globals()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             return torch.load(path, weights_only=True, map_location="cpu")
     # Damaged bytes make the unpickler fail in many ways (IndexError, KeyError, struct.error...); with
     # weights_only nothing from the file ran, so every failure is the file's fault and reported as such.

@@ -13,6 +13,7 @@ import json
 import math
 import random
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,7 +167,11 @@ def load_payload(path: Path) -> dict[str, Any]:
     # Our own checkpoints only hold tensors, numbers, strings and containers of them: weights_only
     # refuses anything else, so nothing in the file can run.
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with (
+            warnings.catch_warnings()
+        ):  # torch's notes on an unexpected pickle protocol: the line below says it
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise UserError(
             f"checkpoint {path} is damaged or not noisylab's ({type(e).__name__}): delete it to restart "

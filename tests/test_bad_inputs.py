@@ -152,6 +152,13 @@ def hostile_label_file(tmp: Path) -> None:
     torch.save({"worse_label": _Payload(tmp / "PWNED")}, tmp / "labels.pt")
 
 
+def pickled_label_file(tmp: Path) -> None:
+    """A plain pickle named .pt (not torch.save's zip): torch warns about its protocol, then refuses it."""
+    import pickle
+
+    (tmp / "evil.pt").write_bytes(pickle.dumps({"worse_label": _Payload(tmp / "PWNED")}, protocol=4))
+
+
 def config_not_an_object(tmp: Path) -> None:
     (tmp / "runs" / "mine").mkdir(parents=True)
     (tmp / "runs" / "mine" / "config.json").write_text("[1, 2]")
@@ -407,6 +414,14 @@ CASES: list[Case] = [
     Case("negative weight decay", None, [*RUN, "--set", "warmup.weight_decay=-0.1"], 2, "must be ≥ 0"),
     Case("negative seed", None, [*RUN, "--seed", "-1"], 2, "seed must lie in 0..4294967295"),
     Case("huge seed", None, [*RUN, "--seed", "99999999999999999999"], 2, "seed must lie in 0..4294967295"),
+    Case(
+        "seed 1e20",
+        None,
+        [*RUN, "--seed", "1e20"],
+        2,
+        "Invalid value for '--seed': Input should be a valid integer",
+    ),
+    Case("unknown command", None, ["runn"], 2, "No such command 'runn'"),
     # integer fields bounded where they are checked (a huge batch overflowed torch, after the folder was
     # claimed: the corrected command was then refused as "started with another config")
     Case(
@@ -570,6 +585,7 @@ CASES: list[Case] = [
     Case("--name with ..", None, [*RUN, "--name", "../x"], 2, "is not a plain name"),
     Case("--name absolute", None, [*RUN, "--name", "{tmp}/abs"], 2, "is not a plain name"),
     Case("--name empty", None, [*RUN, "--name", ""], 2, "is not a plain name"),
+    Case("--name with a newline", None, [*RUN, "--name", "a\nb"], 2, "--name 'a\\nb' is not a plain name"),
     Case("--storage is a file", a_file, [*RUN, "--storage", "{tmp}/afile"], 2, "is a file, not a folder"),
     Case(
         "--storage under a file",
@@ -650,6 +666,13 @@ CASES: list[Case] = [
         [*RUN, "--noise", "file:{tmp}/labels.pt"],
         2,
         "unsupported GLOBAL posix.system",
+    ),
+    Case(
+        "label file that is a plain pickle",
+        pickled_label_file,
+        [*RUN, "--noise", "file:{tmp}/evil.pt"],
+        2,
+        "evil.pt as a torch file",
     ),
     # run folders
     Case(
@@ -1021,3 +1044,16 @@ def test_ctrl_c_while_the_data_is_prepared_is_one_line(
         "run the same command to start it"
     )
     assert not list(tmp_path.iterdir())
+
+
+def test_a_pickled_label_file_is_one_line_in_a_real_terminal(tmp_path: Path, digits_npz: Path) -> None:
+    """Under pytest warnings never reach stderr, so the catalogue cannot see torch's two-line pickle
+    warning: the installed command, in a process of its own, must print the refusal alone."""
+    pickled_label_file(tmp_path)
+    exe = str(Path(sys.executable).parent / "noisylab")
+    args = _argv([*RUN, "--noise", "file:{tmp}/evil.pt"], tmp_path, digits_npz)
+    done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "evil.pt as a torch file" in line
+    assert not (tmp_path / "PWNED").exists()
