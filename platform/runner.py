@@ -29,6 +29,7 @@ import os
 import shutil
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -342,6 +343,7 @@ def _train(
         metrics_path=str(directory / METRICS_FILE),
         loggers=loggers,
         pretrain_cache=str(cache_dir() / "pretrain") if pretrain_cache else None,
+        attempt=uuid.uuid4().hex[:12],
     )
     try:
         if use_ray:
@@ -361,6 +363,10 @@ def _train(
     if "error" in result:  # a worker stopped the run for a reason the user can fix (e.g. diverged)
         raise UserError(result["error"])
     labels = result["labels"]
+    # Every attempt counts (each earlier one up to its newest checkpoint), and a reused pre-training with
+    # the seconds it took when it ran: runs stay comparable however often they were stopped and resumed.
+    attempts = [*result.get("earlier_attempts", []), time.perf_counter() - t0]
+    reused = sum(h["seconds"] for h in result["history"] if h.get(CACHED))
     record = build_record(
         cfg,
         bundle,
@@ -368,8 +374,8 @@ def _train(
         run_name=name,
         fingerprint=cfg.fingerprint(),
         started_at=started,
-        # A reused pre-training counts with the seconds it took when it ran: runs stay comparable.
-        wall_seconds=time.perf_counter() - t0 + sum(h["seconds"] for h in result["history"] if h.get(CACHED)),
+        wall_seconds=sum(attempts) + reused,
+        attempt_seconds=attempts,
         final_labels_sha256=hashlib.sha256(labels.tobytes()).hexdigest(),
         study=study,
         params=params,

@@ -13,6 +13,7 @@ import json
 import math
 import random
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +82,9 @@ class TrainState:
     stage_masks: list[Tensor] = field(default_factory=list)  # selections of this iteration's stages
     history: list[dict[str, Any]] = field(default_factory=list)  # one metrics row per step
     extra: dict[str, Any] = field(default_factory=dict)  # method-specific state
+    # Wall seconds of each attempt at the run (a driver's `execute`, by its id), each up to its newest
+    # checkpoint: a resumed run's record counts them all, not only the attempt that finished it.
+    attempts: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,11 +94,20 @@ class TrainState:
             "stage_masks": self.stage_masks,
             "history": self.history,
             "extra": self.extra,
+            "attempts": self.attempts,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainState:
-        return cls(**d)
+        state = cls(**d)
+        if "attempts" not in d:  # a checkpoint from before attempts were timed: its epochs' seconds
+            trained = sum(float(h.get("seconds", 0.0)) for h in state.history if not h.get(CACHED))
+            state.attempts = {"earlier": trained}
+        return state
+
+    def earlier_attempts(self, attempt: str) -> list[float]:
+        """The seconds of every attempt but `attempt`, oldest first."""
+        return [seconds for key, seconds in self.attempts.items() if key != attempt]
 
 
 class Method(Protocol):
@@ -430,14 +443,17 @@ def run_schedule(
     fail_at_step: int | None = None,
     on_step: Callable[[int, Step, dict[str, Any]], None] | None = None,
     pretrain_cache: PretrainCache | None = None,
+    attempt: str = "local",
 ) -> TrainState:
     """Walk `method.schedule` from the last checkpoint (or the start) to the end.
 
-    After every step the metrics and a checkpoint (model, optimiser, state, RNG) go to `reporter`.
+    After every step the metrics and a checkpoint (model, optimiser, state, RNG) go to `reporter`; the
+    state records the seconds `attempt` (the driver's id of this try at the run) has run so far.
     `fail_at_step` raises once before that step in a run that did not resume (tests use it to
     simulate a crash). With `pretrain_cache`, a fresh run whose leading pre-training epochs are cached
     starts after them, and a run that computes them stores them there.
     """
+    started = time.perf_counter()
     schedule = method.schedule(ctx.cfg)
     pretrain_steps = next((i for i, s in enumerate(schedule) if s.phase != "pretrain"), len(schedule))
     cache = pretrain_cache if pretrain_steps > 0 else None
@@ -494,6 +510,7 @@ def run_schedule(
         } | metrics
         state.history.append(metrics)
         state.step = index + 1
+        state.attempts[attempt] = time.perf_counter() - started
         # The optimiser carries over only within a phase; the next phase builds its own.
         keep_opt = state.step < len(schedule) and not schedule[state.step].starts_phase
         reporter.report(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,36 @@ def test_a_run_that_stops_after_a_checkpoint_keeps_its_claim(digits_npz: Path, t
     other = digits_config(digits_npz, **(SHORT | {"method": "ce"}))
     with pytest.raises(UserError, match="was started with another config"):
         execute(other, storage=tmp_path, name="hb", use_ray=False, progress=False)
+
+
+def test_the_wall_time_of_a_resumed_run_counts_every_attempt(
+    digits_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first attempt made slow (0.5 s more per checkpoint), killed before its fourth epoch, then
+    resumed: the record sums both attempts and keeps them apart, and `show` says so."""
+    from typer.testing import CliRunner
+
+    import noisylab.runtime as runtime
+    from noisylab.cli import app
+
+    cfg = digits_config(digits_npz, **SHORT)
+    real_report = runtime.LocalReporter.report
+
+    def slow(self: runtime.LocalReporter, metrics: dict[str, Any], payload: dict[str, Any]) -> None:
+        time.sleep(0.5)
+        real_report(self, metrics, payload)
+
+    monkeypatch.setattr(runtime.LocalReporter, "report", slow)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        execute(cfg, storage=tmp_path, use_ray=False, progress=False, fail_at_step=3, pretrain_cache=False)
+    monkeypatch.setattr(runtime.LocalReporter, "report", real_report)
+    out = execute(cfg, storage=tmp_path, use_ray=False, progress=False, pretrain_cache=False)
+    assert out.resumed
+    first, last = out.record["attempt_seconds"]
+    assert first >= 1.0  # the sleeps before its second and third checkpoints, at least
+    assert out.record["wall_seconds"] == pytest.approx(first + last)
+    history = json.loads(out.record["history_json"])
+    assert out.record["wall_seconds"] >= sum(h["seconds"] for h in history)  # every epoch counted
+    shown = CliRunner().invoke(app, ["show", str(out.directory)], env={"COLUMNS": "200"})
+    total = out.record["wall_seconds"]
+    assert f"{total:.0f} s over 2 attempts ({first:.0f} + {last:.0f} s)" in shown.stdout
