@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/bad_inputs_table.py > /tmp/table.md
 
-Prints one Markdown row per case: the input, the exit code and the one line the user sees (folders
-of the run shortened to `<tmp>`).
+Prints one Markdown row per case: the input, the exit code and the one line the user sees, the `error:`
+line of a refusal or the `warning:` line of a run that repaired its input (folders of the run shortened
+to `<tmp>`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def main() -> None:
             tmp = base / f"case{i}"
             tmp.mkdir()
             code, stderr, _, _, _ = catalogue.run_case(case, tmp, npz)
-            line = " ".join(stderr.split()).replace(str(tmp), "<tmp>").replace(str(npz), "<digits.npz>")
+            shown = " ".join(catalogue.shown_line(code, stderr).split())
+            line = shown.replace(str(tmp), "<tmp>").replace(str(npz), "<digits.npz>")
             cell = line.replace("|", "\\|")  # a pipe would end the Markdown cell
             print(f"| {case.id} | {code} | `{cell}` |")
 

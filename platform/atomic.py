@@ -89,6 +89,20 @@ def _translate(path: Path, exc: OSError) -> Exception:
     return storage_error(path, exc) if is_user_os_error(exc) else exc
 
 
+def set_aside(path: Path) -> Path | None:
+    """Rename a damaged file to `<name>.bad` beside it (replacing an older one), so nothing reads it again
+    and its bytes stay for a look; None when it is already gone (another process set it aside first)."""
+    bad = path.with_name(path.name + ".bad")
+    try:
+        os.replace(path, bad)
+        fsync_dir(path.parent)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise _translate(path, e) from None
+    return bad
+
+
 def write_bytes(path: Path, data: bytes, *, exclusive: bool = False) -> None:
     with atomic_write(path, exclusive=exclusive) as f:
         f.write(data)

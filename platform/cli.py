@@ -6,28 +6,74 @@ left half-written (records and configs are written atomically, checkpoints only 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
-from noisylab.errors import UserError
+from noisylab.errors import Interrupted, UserError
+
+out = Console()
+err = Console(stderr=True)
+
+
+class OneLineGroup(TyperGroup):
+    """noisylab's commands. A usage mistake (an option's value of the wrong type, a missing option, an
+    unknown command) is shown as every mistake is: one line `error: ...`, exit code 2, instead of click's
+    usage, hint and error lines."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with one_line_usage_errors():  # a command's own options are parsed when the group invokes it
+            return super().invoke(ctx)
+
+
+def is_usage_error(error: BaseException) -> bool:
+    """Click's UsageError, known by its class names: typer ships its own copy of click, whose classes are
+    not the `click` package's. `noisylab` alone (NoArgsIsHelpError) keeps showing the help."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return "UsageError" in names and "NoArgsIsHelpError" not in names
+
+
+@contextlib.contextmanager
+def one_line_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as e:
+        if is_usage_error(e):
+            # `show` is how click prints an exception it stops on (then it exits with the code, 2).
+            e.show = lambda file=None, error=e: _show_usage_error(error)  # type: ignore[attr-defined]
+        raise
+
+
+def _show_usage_error(error: Any) -> None:
+    ctx = getattr(error, "ctx", None)
+    where = ctx.command_path if ctx is not None else "noisylab"
+    message = error.format_message().rstrip(".")
+    err.print(f"error: {message} (see `{where} --help`)", markup=False, highlight=False, soft_wrap=True)
+
 
 # `report`/`plot --metric` (report.METRICS; spelled out here so `--help` imports no table code).
 METRIC_HELP = "acc, f1 (last epoch), acc_last10, f1_last10 (mean of the last 10 epochs), acc_best, f1_best"
 
 app = typer.Typer(
+    cls=OneLineGroup,
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
     help="noisylab: train image classifiers on noisy labels (the report's pipeline, its baselines) on Ray.",
 )
-out = Console()
-err = Console(stderr=True)
 
 
 def fail(message: str, code: int = UserError.exit_code) -> typer.Exit:
@@ -265,14 +311,19 @@ def sweep(
                 raise UserError("--logger needs Ray Tune: drop --local, or log each run with noisylab run")
             from noisylab.sweep_local import run_sweep_local
 
-            outcome = run_sweep_local(
-                spec,
-                profile=chosen,
-                storage=storage,
-                user_overrides=overrides,
-                resume=resume,
-                write=lambda line: err.print(line, markup=False, highlight=False),
-            )
+            try:
+                outcome = run_sweep_local(
+                    spec,
+                    profile=chosen,
+                    storage=storage,
+                    user_overrides=overrides,
+                    resume=resume,
+                    write=lambda line: err.print(line, markup=False, highlight=False),
+                )
+            except Interrupted as e:  # where it stopped, and the command that continues it
+                again = ["sweep", study, "--profile", chosen, "--storage", storage, "--local", "--resume"]
+                again += [part for assignment in set_ or [] for part in ("--set", assignment)]
+                raise Interrupted(f"{e}; continue with: noisylab {shlex.join(again)}") from None
         else:
             from noisylab.sweep import run_sweep
             from noisylab.trackers import check_loggers
@@ -350,6 +401,22 @@ def studies() -> None:
     out.print(table)
 
 
+# What `print_summary` reads besides the columns every reader needs (store.REQUIRED_COLUMNS); the store's
+# optional columns, absent from older records, show as '-'.
+_SUMMARY_COLUMNS = (
+    "width",
+    "num_train",
+    "num_test",
+    "num_classes",
+    "realised_noise_rate",
+    "workers",
+    "warmup_test_acc",
+    "warmup_test_f1",
+    "git_rev",
+    "iterations",
+)
+
+
 @app.command()
 def show(
     run_dir: Annotated[
@@ -361,6 +428,7 @@ def show(
     Example: noisylab show runs/paper-fashion-mnist-idn0.3-cpu-s0-1a2b3c
     """
     from noisylab.results import RECORD_FILE, read_record
+    from noisylab.store import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
     path = run_dir / RECORD_FILE if run_dir.is_dir() else run_dir
     if not path.exists():
@@ -372,7 +440,13 @@ def show(
         record = read_record(path)
     except Exception as e:  # a corrupt or foreign file: say so in one line
         raise fail(f"{path} is not a noisylab result record ({type(e).__name__}: {e})") from None
-    print_summary(record, path.parent)
+    missing = [c for c in (*REQUIRED_COLUMNS, *_SUMMARY_COLUMNS) if c not in record]
+    if missing:  # `report` refuses the same file: a record is what every reader can read
+        raise fail(
+            f"{path} is not a noisylab result record (it lacks the record columns {', '.join(missing)}): "
+            "point at the folder of a finished run"
+        )
+    print_summary(dict.fromkeys(OPTIONAL_COLUMNS) | record, path.parent)
     print_differences(json.loads(record.get("config_json") or "{}"))
 
 
@@ -556,21 +630,34 @@ def plot(
 
 @app.command(
     epilog="Examples:\n\n"
-    "  noisylab labels runs/RUN --output suspects.parquet\n\n"
-    "  noisylab labels runs/RUN --output pred_probs.npy   (cleanlab: find_label_issues(labels, pred_probs))"
+    "  noisylab labels runs/RUN --output suspects.parquet   (writes suspects.parquet and "
+    "suspects.pred_probs.npy)\n\n"
+    "  noisylab labels runs/RUN --output pred_probs.npy   (writes pred_probs.npy alone; cleanlab: "
+    "find_label_issues(labels, pred_probs))"
 )
 def labels(
     run_dir: Annotated[Path, typer.Argument(help="a finished run folder (holding samples.parquet)")],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="a .parquet, .csv or .npy file (.npy: pred_probs only)")
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="F.parquet or F.csv: writes F and F's stem + .pred_probs.npy beside it (the N×K array); "
+            "F.npy: writes F alone (pred_probs only)",
+        ),
     ],
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="replace those files if they exist (without it they are kept)"),
+    ] = False,
 ) -> None:
     """Export one row per training sample: index, given and final label, when it was relabelled or
-    selected, its last selection score, and the final class probabilities (cleanlab's pred_probs)."""
+    selected, its last selection score, and the final class probabilities (cleanlab's pred_probs).
+    Existing files are never replaced without --overwrite."""
     from noisylab.samples import export_samples, read_samples
 
     try:
-        written = export_samples(read_samples(run_dir), output)
+        written = export_samples(read_samples(run_dir), output, overwrite=overwrite)
     except UserError as e:
         raise fail(str(e)) from None
     for path in written:
@@ -643,6 +730,22 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}"
 
 
+def wall_time(record: dict[str, Any]) -> str:
+    """'1382 s', and for a run that was resumed 'over 3 attempts (600 + 526 + 256 s)': the total counts
+    every attempt (each up to its last checkpoint; the last one to its end) and any pre-training reused
+    from the cache with the seconds it took when it ran."""
+    total = record.get("wall_seconds")
+    if total is None:
+        return "-"
+    attempts = record.get("attempt_seconds") or []
+    if len(attempts) < 2:
+        return f"{total:.0f} s"
+    parts = " + ".join(f"{s:.0f}" for s in attempts)
+    reused = total - sum(attempts)
+    extra = f", and {reused:.0f} s of reused pre-training" if reused >= 0.5 else ""
+    return f"{total:.0f} s over {len(attempts)} attempts ({parts} s{extra})"
+
+
 def print_summary(record: dict[str, Any], directory: Path) -> None:
     r = record
     head = Table(show_header=False, title=f"run {r['run_name']}", title_justify="left")
@@ -658,7 +761,7 @@ def print_summary(record: dict[str, Any], directory: Path) -> None:
         head.add_row(
             "after warm-up: acc / F1 %", f"{_pct(r['warmup_test_acc'])} / {_pct(r['warmup_test_f1'])}"
         )
-    head.add_row("wall time", f"{r['wall_seconds']:.0f} s  (git {r['git_rev']})")
+    head.add_row("wall time", f"{wall_time(r)}  (git {r['git_rev']})")
     out.print(head)
     if r["iterations"]:
         it = Table(
@@ -671,7 +774,8 @@ def print_summary(record: dict[str, Any], directory: Path) -> None:
             title="refinement (against the clean labels)",
             title_justify="left",
         )
-        it.add_row("start", "", "", "", "", _pct(1 - r["realised_noise_rate"]))
+        start = r["realised_noise_rate"]
+        it.add_row("start", "", "", "", "", _pct(None if start is None else 1 - start))
         for row in r["iterations"]:
             it.add_row(
                 str(row["iteration"]),

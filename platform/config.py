@@ -408,6 +408,7 @@ def validate(cfg: RunConfig, *, methods: tuple[str, ...]) -> RunConfig:
     for name, seed in (("seed", cfg.seed), ("data.subset_seed", cfg.data.subset_seed)):
         if not 0 <= seed < 2**32:  # numpy's and torch's seeders take unsigned 32-bit seeds at least
             raise UserError(f"{name} must lie in 0..{2**32 - 1}, got {seed}")
+    _validate_ints(cfg)
     positive("batch_size", cfg.batch_size, minimum=2)
     cfg.data.noise_spec  # noqa: B018 - parsing checks the kind and the rate
     if cfg.workers < 0:
@@ -474,6 +475,56 @@ def _validate_floats(cfg: RunConfig) -> None:
             raise UserError(f"config field '{path}' must be ≥ 0, got {value}")
 
 
+# Upper bounds of the integer fields, checked here so that an absurd value is one line instead of an
+# overflow in torch, an allocation without bound or a schedule without end deep inside a run. Far above
+# anything the report, the baselines' papers or a GPU cluster uses; the training set bounds the batch
+# once it is loaded (`prepare.check_batch`).
+MAX_INT = 2**31 - 1  # any integer field not named below: what torch and numpy index with
+MAX_EPOCHS = 10_000  # every field counting epochs (per phase, iteration or warm-up)
+_INT_BOUNDS: dict[str, int] = {
+    "seed": 2**32 - 1,  # numpy's and torch's seeders take unsigned 32-bit seeds
+    "data.subset_seed": 2**32 - 1,
+    "model.width": 512,  # 8× timm's 64: ResNet-18 at 512 channels already holds ~700 M weights
+    "model.proj_dim": 65_536,
+    "data.image_size": 4096,
+    "refine.iterations": 1_000,
+    "refine.copies": 64,  # each copy adds the batch's pseudo-labelled samples once more
+    "lsl.views": 64,
+    "selfie.restarts": 100,  # each restart trains the whole budget again
+    "mentornet.mentor_hidden": 65_536,
+}
+_EPOCH_FIELD = re.compile(r"(^|_)epochs$")
+
+
+def int_bound(path: str) -> int:
+    """The largest value the integer field `path` may take."""
+    if path in _INT_BOUNDS:
+        return _INT_BOUNDS[path]
+    return MAX_EPOCHS if _EPOCH_FIELD.search(path.rsplit(".", 1)[-1]) else MAX_INT
+
+
+def _ints(value: Any) -> list[int]:
+    """The integers in a field's value: itself, or those nested in its lists (refine.stages)."""
+    if isinstance(value, tuple | list):
+        return [i for v in value for i in _ints(v)]
+    return [value] if isinstance(value, int) and not isinstance(value, bool) else []
+
+
+def _validate_ints(cfg: RunConfig) -> None:
+    flat = cfg.to_dict()
+    for path in field_paths():
+        value: Any = flat
+        for part in path.split("."):
+            value = value[part]
+        bound = int_bound(path)
+        if any(i > bound for i in _ints(value)):
+            shown = json.dumps(value) if isinstance(value, tuple) else value
+            raise UserError(
+                f"config field '{path}' must be ≤ {bound:,}, got {shown}: choose a smaller value "
+                "(`noisylab fields` says what it counts)"
+            )
+
+
 def _validate_refine(r: RefineConfig) -> None:
     if r.iterations < 0:
         raise UserError(f"refine.iterations must be ≥ 0, got {r.iterations}")
@@ -504,10 +555,9 @@ def _validate_refine(r: RefineConfig) -> None:
 
 
 def load_config_json(path: Path) -> RunConfig:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read the config {path}: {e}") from None
+    from noisylab.configfile import read_config_data  # it reads configs into this module's RunConfig
+
+    data = read_config_data(path)
     try:
         return resolve(RunConfig.from_dict(data))  # a config saved before resolution existed holds None
     except UserError as e:

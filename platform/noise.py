@@ -20,15 +20,17 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator
+import time
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 import numpy as np
 
-from noisylab.atomic import write_with
-from noisylab.errors import UserError
+from noisylab.atomic import set_aside, write_with
+from noisylab.errors import UserError, warn
 
 NoiseKind = Literal["none", "idn", "symmetric", "pair", "file"]
 
@@ -47,6 +49,15 @@ _EXAMPLES = "use e.g. idn:0.3, sym:0.2, pair:0.4, none or file:labels.npy"
 
 # The pixel matrix of one IDN chunk is kept under this many bytes so 224x224 images stay bounded.
 _IDN_CHUNK_BYTES = 64 * 2**20
+
+# What grows with the number of classes C, bounded before any of it is computed (`check_noise_size`):
+# the transition matrix, C × C float64, held several times while it is counted, by every worker and in
+# the record (4,096 classes: 128 MiB, ~3 s to record); and IDN's projection, C × D × C normal numbers
+# (D = pixels per image), drawn one class at a time, so its memory stays C × D but its time does not
+# (~75 million numbers a second on one core here: the bound is about a minute).
+MAX_TRANSITION_ENTRIES = 2**24
+MAX_IDN_DRAWS = 2**32
+ANNOUNCE_IDN_DRAWS = 2**28  # a few seconds of drawing: say what is computed, and how far it is
 
 
 @dataclass(frozen=True)
@@ -127,6 +138,39 @@ class NoisyLabels:
 # ----------------------------------------------------------------------------------------- entry point
 
 
+def idn_draws(num_classes: int, image_shape: tuple[int, ...]) -> int:
+    """How many normal numbers IDN draws for its projection W: C × D × C, D the pixels of one image."""
+    return num_classes * math.prod(image_shape) * num_classes
+
+
+def check_noise_size(spec: NoiseSpec, *, num_classes: int, image_shape: tuple[int, ...]) -> None:
+    """Refuse, in one line saying the sizes, a class count whose transition matrix (any noise) or IDN
+    projection would pass the bounds above; checked before anything is drawn or allocated."""
+    problems, fixes = [], []
+    entries = num_classes * num_classes
+    if entries > MAX_TRANSITION_ENTRIES:
+        problems.append(
+            f"the noise transition matrix would hold {num_classes:,} × {num_classes:,} = {entries:,} entries "
+            f"({entries * 8 / 2**30:,.1f} GiB of float64, kept by every worker and in the record; at most "
+            f"{MAX_TRANSITION_ENTRIES:,}, i.e. {math.isqrt(MAX_TRANSITION_ENTRIES):,} classes)"
+        )
+        fixes.append("merge classes or keep fewer of them")
+    draws = idn_draws(num_classes, image_shape)
+    if spec.kind == "idn" and draws > MAX_IDN_DRAWS:
+        pixels = math.prod(image_shape)
+        problems.append(
+            f"idn noise would draw a {num_classes:,} × {pixels:,} × {num_classes:,} projection for "
+            f"{'×'.join(map(str, image_shape))} images ({draws:,} random numbers, "
+            f"{draws * 8 / 2**30:,.0f} GiB of float64; at most {MAX_IDN_DRAWS:,})"
+        )
+        fixes.append("use sym:, pair: or file: noise, smaller images (--image-size) or fewer classes")
+    if problems:
+        raise UserError(
+            f"{num_classes:,} classes are too many for this run: {'; and '.join(problems)}: "
+            f"{'; or '.join(fixes)}"
+        )
+
+
 def make_noisy_labels(
     spec: NoiseSpec,
     *,
@@ -136,6 +180,7 @@ def make_noisy_labels(
     seed: int,
     cache_dir: Path | None = None,
     keep: np.ndarray | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> NoisyLabels:
     """Apply `spec` to the clean `labels` (int [N]) of `images` (uint8 [N, C, H, W]).
 
@@ -147,8 +192,11 @@ def make_noisy_labels(
     `keep` (int [M], indices into the N samples): the subset a run trains on. Noise is still drawn on all
     N samples, so a sample's noisy label does not depend on which others are kept (and label files, which
     cover the whole set, line up); the labels returned and the statistics describe the kept ones only.
+
+    `say`: where a long IDN draw announces itself and its progress (one line each quarter).
     """
     _check_num_classes(num_classes)
+    check_noise_size(spec, num_classes=num_classes, image_shape=tuple(np.shape(images)[1:]))
     clean = _check_labels(labels, num_classes=num_classes, what="clean labels")
     if spec.kind == "none":
         noisy = clean.copy()
@@ -157,7 +205,7 @@ def make_noisy_labels(
         noisy = load_label_file(spec.path, key=spec.key, num_samples=len(clean), num_classes=num_classes)
     else:
         noisy = _generate_cached(
-            spec, images=images, clean=clean, num_classes=num_classes, seed=seed, cache_dir=cache_dir
+            spec, images=images, clean=clean, num_classes=num_classes, seed=seed, cache_dir=cache_dir, say=say
         )
     if keep is not None:
         clean, noisy = clean[keep], noisy[keep]
@@ -168,15 +216,46 @@ def make_noisy_labels(
 
 
 def _generate(
-    spec: NoiseSpec, *, images: np.ndarray, clean: np.ndarray, num_classes: int, seed: int
+    spec: NoiseSpec,
+    *,
+    images: np.ndarray,
+    clean: np.ndarray,
+    num_classes: int,
+    seed: int,
+    say: Callable[[str], None] | None = None,
 ) -> np.ndarray:
     if spec.kind == "idn":
-        return idn_labels(images, clean, num_classes=num_classes, rate=spec.rate, seed=seed)
+        draws = idn_draws(num_classes, tuple(images.shape[1:]))
+        progress = (
+            _idn_progress(spec, num_classes, draws, say) if say and draws >= ANNOUNCE_IDN_DRAWS else None
+        )
+        return idn_labels(
+            images, clean, num_classes=num_classes, rate=spec.rate, seed=seed, progress=progress
+        )
     if spec.kind == "symmetric":
         return symmetric_labels(clean, num_classes=num_classes, rate=spec.rate, seed=seed)
     if spec.kind == "pair":
         return pair_labels(clean, num_classes=num_classes, rate=spec.rate, seed=seed)
     raise AssertionError(f"not a generated noise kind: {spec.kind}")
+
+
+def _idn_progress(
+    spec: NoiseSpec, num_classes: int, draws: int, say: Callable[[str], None]
+) -> Callable[[int], None]:
+    """Announce a long IDN draw, then report each quarter of its classes done (called once per class)."""
+    say(
+        f"noise {spec.label()}: drawing the IDN projection ({draws:,} random numbers, one class of "
+        f"{num_classes:,} at a time); cached for later runs with this data and seed"
+    )
+    start = time.perf_counter()
+    marks = {math.ceil(num_classes * q / 4): q * 25 for q in range(1, 5)}
+
+    def done(classes: int) -> None:
+        if classes in marks:
+            seconds = time.perf_counter() - start
+            say(f"noise {spec.label()}: {marks[classes]} % of the projection drawn ({seconds:.0f} s)")
+
+    return done
 
 
 # --------------------------------------------------------------------------------------------- caching
@@ -190,14 +269,15 @@ def _generate_cached(
     num_classes: int,
     seed: int,
     cache_dir: Path | None,
+    say: Callable[[str], None] | None = None,
 ) -> np.ndarray:
     if cache_dir is None:
-        return _generate(spec, images=images, clean=clean, num_classes=num_classes, seed=seed)
+        return _generate(spec, images=images, clean=clean, num_classes=num_classes, seed=seed, say=say)
     path = Path(cache_dir) / f"noisy-labels-{_cache_key(spec, images, clean, num_classes, seed)}.npy"
     cached = _read_cache(path, num_samples=len(clean), num_classes=num_classes)
     if cached is not None:
         return cached
-    noisy = _generate(spec, images=images, clean=clean, num_classes=num_classes, seed=seed)
+    noisy = _generate(spec, images=images, clean=clean, num_classes=num_classes, seed=seed, say=say)
     # Atomically: other runs sharing the cache (a sweep's trials) never read a half-written file.
     write_with(path, lambda handle: np.save(handle, noisy, allow_pickle=False))
     return noisy
@@ -218,18 +298,36 @@ def _array_digest(array: np.ndarray) -> str:
 
 
 def _read_cache(path: Path, *, num_samples: int, num_classes: int) -> np.ndarray | None:
+    """The cached labels, or None when there are none. An entry that is unreadable or not labels for
+    this data (`_cache_problem`) is set aside (renamed `.bad`) with one warning line and drawn again, as
+    the pre-training cache does: the cache only saves time."""
     if not path.is_file():
         return None
     try:
         cached = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        return None  # a damaged cache file is simply regenerated (and replaced)
-    valid = (
-        cached.shape == (num_samples,)
-        and np.issubdtype(cached.dtype, np.integer)
-        and (num_samples == 0 or (cached.min() >= 0 and cached.max() < num_classes))
-    )
-    return cached.astype(np.int64) if valid else None
+    except (OSError, ValueError, EOFError):
+        problem: str | None = "it is not a readable .npy array"
+    else:
+        problem = _cache_problem(cached, num_samples=num_samples, num_classes=num_classes)
+    if problem is None:
+        return cast(np.ndarray, cached).astype(np.int64)
+    bad = set_aside(path)
+    where = f"set aside as {bad.name}" if bad is not None else "another run set it aside"
+    warn(f"noise cache entry {path} cannot be used ({problem}): {where}; drawing the labels again")
+    return None
+
+
+def _cache_problem(cached: Any, *, num_samples: int, num_classes: int) -> str | None:
+    """Why a cached array is not noisy labels for `num_samples` samples of `num_classes` classes."""
+    if not isinstance(cached, np.ndarray):  # np.load of a zip archive gives an NpzFile
+        return f"it holds a {type(cached).__name__}, not an array"
+    if cached.shape != (num_samples,):
+        return f"it holds labels of shape {cached.shape} for {num_samples} samples"
+    if not np.issubdtype(cached.dtype, np.integer):
+        return f"its labels are {cached.dtype}, not integers"
+    if num_samples and (cached.min() < 0 or cached.max() >= num_classes):
+        return f"its labels range over [{cached.min()}, {cached.max()}], outside [0, {num_classes})"
+    return None
 
 
 # ------------------------------------------------------------------------------------------ generators
@@ -263,6 +361,7 @@ def idn_labels(
     rate: float,
     seed: int,
     norm_std: float = 0.1,
+    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Instance-dependent label noise of Xia et al. 2020.
 
@@ -286,6 +385,7 @@ def idn_labels(
     ``standard_normal((C, D, C))`` draw). The label is the inverse CDF of p at u_i. Samples are
     grouped by class (one matmul X_c @ W[c]) and processed in chunks, so memory stays bounded.
     A rate of 0 returns the labels unchanged (the truncated normal at 0 would still flip ~8%).
+    `progress(k)` is called after the k-th class's W is drawn and used.
     """
     _check_num_classes(num_classes)
     _check_rate(rate)
@@ -303,6 +403,8 @@ def idn_labels(
         weights = rng.standard_normal((dim, num_classes))
         for idx, probs in _idn_rows_for_class(pixels, clean, flip_rates, weights, cls):
             noisy[idx] = _inverse_cdf(probs, uniforms[idx])
+        if progress is not None:
+            progress(cls + 1)
     return noisy
 
 
@@ -455,7 +557,10 @@ def _load_torch(path: Path) -> Any:
     import torch
 
     try:
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
+        # Torch warns on stderr about a pickle protocol it did not expect before it refuses the file;
+        # the refusal below is the one line that says what is wrong.
+        with torch.serialization.safe_globals(_numpy_safe_globals()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             return torch.load(path, weights_only=True, map_location="cpu")
     # Damaged bytes make the unpickler fail in many ways (IndexError, KeyError, struct.error...); with
     # weights_only nothing from the file ran, so every failure is the file's fault and reported as such.

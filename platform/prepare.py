@@ -7,6 +7,7 @@ Everything a user can get wrong about data surfaces here, before any worker star
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,9 +70,20 @@ def check_geometry(size: tuple[int, ...], crop_padding: int) -> None:
         )
 
 
-def prepare_data(cfg: RunConfig) -> DataBundle:
+def check_batch(batch_size: int, num_train: int) -> None:
+    """A batch holds at most the whole training set: more is a mistake (and far more overflows torch's
+    index arithmetic), found once the set's size is known, before noise is drawn or a worker starts."""
+    if batch_size > num_train:
+        raise UserError(
+            f"batch_size {batch_size} is larger than the {num_train:,} training images: "
+            f"lower it with --set batch_size=N (N ≤ {num_train:,}), or train on more images"
+        )
+
+
+def prepare_data(cfg: RunConfig, *, say: Callable[[str], None] | None = None) -> DataBundle:
     """Noise is drawn on the whole training set (label files such as CIFAR-10N cover all of it), then
-    the subset is taken; the realised rate and transition matrix describe the subset actually used."""
+    the subset is taken; the realised rate and transition matrix describe the subset actually used.
+    `say`: where a long noise draw reports what it computes and how far it is."""
     d = cfg.data
     root = Path(d.root) if d.root else None
     ds = load_dataset(d.dataset, root, image_size=d.image_size)
@@ -79,6 +91,7 @@ def prepare_data(cfg: RunConfig) -> DataBundle:
     all_x, all_y = ds.train.images.numpy(), ds.train.labels.numpy().astype(np.int64)
     check_geometry(all_x.shape[-2:], d.crop_padding)
     train_idx = _subset(ds.train, d.train_subset, d.subset_seed)
+    check_batch(cfg.batch_size, len(train_idx))
     test_idx = _subset(ds.test, d.test_subset, d.subset_seed + 1)
     noise = make_noisy_labels(
         d.noise_spec,
@@ -88,6 +101,7 @@ def prepare_data(cfg: RunConfig) -> DataBundle:
         seed=cfg.seed,
         cache_dir=cache_dir() / "noise",
         keep=train_idx,
+        say=say,
     )
     return DataBundle(
         dataset=source.name,

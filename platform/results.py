@@ -104,6 +104,7 @@ def build_record(
     started_at: datetime,
     wall_seconds: float,
     final_labels_sha256: str,
+    attempt_seconds: list[float],
     study: str | None = None,
     params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -142,6 +143,9 @@ def build_record(
         "config_json": cfg.to_json(),
         "started_at": started_at.isoformat(timespec="seconds"),
         "wall_seconds": wall_seconds,
+        # each attempt's seconds apart (a run stopped and resumed has several): wall_seconds is their
+        # sum, plus the seconds of a pre-training reused from the cache
+        "attempt_seconds": attempt_seconds,
         "test_acc": _f(final.get("test_acc")),
         "test_f1": _f(final.get("test_f1")),
         "test_class_acc": [_f(x) for x in final.get("test_class_acc", [])],

@@ -26,7 +26,10 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +68,10 @@ class RunOutcome:
 def default_name(cfg: RunConfig) -> str:
     noise = cfg.data.noise.replace(":", "").replace("/", "_").replace("#", "_")
     return f"{cfg.method}-{cfg.data.dataset}-{noise}-{cfg.profile}-s{cfg.seed}-{cfg.fingerprint()[:6]}"
+
+
+def _stderr_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def describe_data(bundle: Any) -> str:
@@ -164,6 +171,24 @@ def claim(directory: Path, cfg: RunConfig) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def released_unless_saved(directory: Path, *, claimed: bool, created: bool) -> Iterator[None]:
+    """A run this process claimed that stops (an error, Ctrl-C, a crash it survives) before its first
+    checkpoint has nothing to resume, so it gives the name back: otherwise its config.json alone would
+    refuse the corrected command as "started with another config". A folder this process created goes
+    whole; in one that was there before only the files a claim writes go."""
+    try:
+        yield
+    except BaseException:
+        if claimed and not _checkpoint_files(directory):
+            if created:
+                shutil.rmtree(directory, ignore_errors=True)
+            else:
+                for leftover in (CONFIG_FILE, METRICS_FILE):
+                    (directory / leftover).unlink(missing_ok=True)
+        raise
+
+
 def check_resources(cfg: RunConfig) -> int:
     """CPUs per worker; refuses more workers than this machine has CPUs (or GPUs with --gpu)."""
     cpus = os.cpu_count() or 1
@@ -230,7 +255,13 @@ def execute(
     check_checkpoints(directory, cfg)
     if address is not None:
         check_reachable(address)
-    bundle = prepare_data(cfg)
+    try:
+        bundle = prepare_data(cfg, say=_stderr_line if epoch_lines else None)
+    except KeyboardInterrupt:  # loading a large set or drawing its noise takes a while: say nothing was lost
+        raise Interrupted(
+            "interrupted while preparing the data, before the run started (nothing was written): "
+            "run the same command to start it"
+        ) from None
     # Build the network(s) once here, as the workers will, so an impossible model fails before any starts.
     build_model(
         cfg.model,
@@ -242,33 +273,35 @@ def execute(
     )
     if use_ray and cfg.workers > 0:
         init_ray(address)  # before the folder is claimed: a cluster that cannot be reached leaves nothing
+    created = not directory.exists()
     with run_lock(directory):
         record = finished_record(directory, cfg)  # another process may have finished it meanwhile
         if record is not None:
             return RunOutcome(name, directory, record, resumed=False, already_done=True)
         resumed = claim(directory, cfg)
         check_checkpoints(directory, cfg)
-        return _train(
-            cfg,
-            name,
-            directory,
-            resumed=resumed,
-            bundle=bundle,
-            progress=progress,
-            address=address,
-            use_ray=use_ray,
-            fail_at_step=fail_at_step,
-            max_failures=max_failures,
-            on_start=on_start,
-            study=study,
-            params=params,
-            cpus_per_worker=cpus_per_worker,
-            gpus_per_worker=gpus_per_worker,
-            epoch_lines=epoch_lines,
-            train_callbacks=train_callbacks,
-            pretrain_cache=pretrain_cache,
-            loggers=loggers,
-        )
+        with released_unless_saved(directory, claimed=not resumed, created=created):
+            return _train(
+                cfg,
+                name,
+                directory,
+                resumed=resumed,
+                bundle=bundle,
+                progress=progress,
+                address=address,
+                use_ray=use_ray,
+                fail_at_step=fail_at_step,
+                max_failures=max_failures,
+                on_start=on_start,
+                study=study,
+                params=params,
+                cpus_per_worker=cpus_per_worker,
+                gpus_per_worker=gpus_per_worker,
+                epoch_lines=epoch_lines,
+                train_callbacks=train_callbacks,
+                pretrain_cache=pretrain_cache,
+                loggers=loggers,
+            )
 
 
 def _train(
@@ -310,6 +343,7 @@ def _train(
         metrics_path=str(directory / METRICS_FILE),
         loggers=loggers,
         pretrain_cache=str(cache_dir() / "pretrain") if pretrain_cache else None,
+        attempt=uuid.uuid4().hex[:12],
     )
     try:
         if use_ray:
@@ -329,6 +363,10 @@ def _train(
     if "error" in result:  # a worker stopped the run for a reason the user can fix (e.g. diverged)
         raise UserError(result["error"])
     labels = result["labels"]
+    # Every attempt counts (each earlier one up to its newest checkpoint), and a reused pre-training with
+    # the seconds it took when it ran: runs stay comparable however often they were stopped and resumed.
+    attempts = [*result.get("earlier_attempts", []), time.perf_counter() - t0]
+    reused = sum(h["seconds"] for h in result["history"] if h.get(CACHED))
     record = build_record(
         cfg,
         bundle,
@@ -336,8 +374,8 @@ def _train(
         run_name=name,
         fingerprint=cfg.fingerprint(),
         started_at=started,
-        # A reused pre-training counts with the seconds it took when it ran: runs stay comparable.
-        wall_seconds=time.perf_counter() - t0 + sum(h["seconds"] for h in result["history"] if h.get(CACHED)),
+        wall_seconds=sum(attempts) + reused,
+        attempt_seconds=attempts,
         final_labels_sha256=hashlib.sha256(labels.tobytes()).hexdigest(),
         study=study,
         params=params,

@@ -13,6 +13,8 @@ import json
 import math
 import random
 import tempfile
+import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from noisylab.atomic import write_with
+from noisylab.atomic import set_aside, write_with
 from noisylab.config import Optimizer, RunConfig
 from noisylab.data.augment import Augmenter
 from noisylab.engine import (
@@ -37,7 +39,7 @@ from noisylab.engine import (
     no_progress,
     train_epoch,
 )
-from noisylab.errors import UserError
+from noisylab.errors import UserError, warn
 from noisylab.live import describe
 
 STATE_FILE = "state.pt"
@@ -80,6 +82,9 @@ class TrainState:
     stage_masks: list[Tensor] = field(default_factory=list)  # selections of this iteration's stages
     history: list[dict[str, Any]] = field(default_factory=list)  # one metrics row per step
     extra: dict[str, Any] = field(default_factory=dict)  # method-specific state
+    # Wall seconds of each attempt at the run (a driver's `execute`, by its id), each up to its newest
+    # checkpoint: a resumed run's record counts them all, not only the attempt that finished it.
+    attempts: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,11 +94,20 @@ class TrainState:
             "stage_masks": self.stage_masks,
             "history": self.history,
             "extra": self.extra,
+            "attempts": self.attempts,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainState:
-        return cls(**d)
+        state = cls(**d)
+        if "attempts" not in d:  # a checkpoint from before attempts were timed: its epochs' seconds
+            trained = sum(float(h.get("seconds", 0.0)) for h in state.history if not h.get(CACHED))
+            state.attempts = {"earlier": trained}
+        return state
+
+    def earlier_attempts(self, attempt: str) -> list[float]:
+        """The seconds of every attempt but `attempt`, oldest first."""
+        return [seconds for key, seconds in self.attempts.items() if key != attempt]
 
 
 class Method(Protocol):
@@ -166,7 +180,11 @@ def load_payload(path: Path) -> dict[str, Any]:
     # Our own checkpoints only hold tensors, numbers, strings and containers of them: weights_only
     # refuses anything else, so nothing in the file can run.
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with (
+            warnings.catch_warnings()
+        ):  # torch's notes on an unexpected pickle protocol: the line below says it
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise UserError(
             f"checkpoint {path} is damaged or not noisylab's ({type(e).__name__}): delete it to restart "
@@ -283,16 +301,119 @@ class PretrainCache:
     def path(self) -> Path:
         return self.directory / f"pretrain-{self.key}.pt"
 
-    def load(self) -> dict[str, Any] | None:
-        """The stored pre-training, or None when there is none or it is unreadable or another key's: the
-        cache only saves time, so a bad entry is computed again (and replaced), never fatal."""
+    def load(self, net: nn.Module, *, steps: int) -> dict[str, Any] | None:
+        """The stored pre-training of `steps` epochs for `net`, or None when there is none. An entry is
+        checked completely before it is used (`entry_problem`): the cache only saves time, so one that
+        fails a check is set aside (renamed `.bad`) with one warning line and computed again."""
         if not self.path.exists():
             return None
         try:
             entry = load_payload(self.path)
         except UserError:
-            return None
-        return entry if entry.get("fingerprint") == self.key else None
+            problem: str | None = "it is not a readable checkpoint"
+        else:
+            problem = entry_problem(entry, key=self.key, net=net, steps=steps)
+        if problem is None:
+            return entry
+        bad = set_aside(self.path)
+        where = f"set aside as {bad.name}" if bad is not None else "another run set it aside"
+        warn(f"pre-training cache entry {self.path} cannot be used ({problem}): {where}; pre-training again")
+        return None
+
+
+# What a cache entry holds (`run_schedule` stores it), and what each pre-training row of its history has.
+ENTRY_FIELDS = ("fingerprint", "model", "history", "rng", "scaler")
+_ROW_FIELDS = ("step", "phase", "iteration", "epoch", "train_loss", "images_per_s", "seconds")
+_SCALER_FIELDS = ("scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker")
+
+
+def entry_problem(entry: dict[str, Any], *, key: str, net: nn.Module, steps: int) -> str | None:
+    """Why a pre-training cache entry cannot be loaded into `net` and continued after `steps` epochs, or
+    None when it can: every field present, its key, every tensor's name, shape, dtype and finiteness
+    against the network being built, one finite history row per epoch, RNG states of the right sizes."""
+    missing = [f for f in ENTRY_FIELDS if f not in entry]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    if entry["fingerprint"] != key:
+        return f"it holds the key {entry['fingerprint']!r}, not {key!r}"
+    return (
+        _weights_problem(entry["model"], net.state_dict())
+        or _history_problem(entry["history"], steps)
+        or _rng_problem(entry["rng"])
+        or _scaler_problem(entry["scaler"])
+    )
+
+
+def _weights_problem(stored: Any, expected: dict[str, Tensor]) -> str | None:
+    if not isinstance(stored, dict):
+        return f"its weights are a {type(stored).__name__}, not a state dict"
+    absent = [name for name in expected if name not in stored]
+    unknown = [name for name in stored if name not in expected]
+    if absent or unknown:
+        return (
+            f"its weights lack {len(absent)} and add {len(unknown)} of the network's tensors "
+            f"(e.g. {(absent or unknown)[0]})"
+        )
+    for name, want in expected.items():
+        got = stored[name]
+        if not isinstance(got, Tensor):
+            return f"{name} is a {type(got).__name__}, not a tensor"
+        if got.shape != want.shape or got.dtype != want.dtype:
+            return (
+                f"{name} is {str(got.dtype).removeprefix('torch.')} {list(got.shape)}, the network's "
+                f"{str(want.dtype).removeprefix('torch.')} {list(want.shape)}"
+            )
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            return f"{name} holds NaN or infinite values"
+    return None
+
+
+def _history_problem(history: Any, steps: int) -> str | None:
+    if not isinstance(history, list) or len(history) != steps:
+        rows = len(history) if isinstance(history, list) else type(history).__name__
+        return f"its history has {rows} rows for {steps} pre-training epochs"
+    for i, row in enumerate(history):
+        if not isinstance(row, dict) or any(f not in row for f in _ROW_FIELDS):
+            return f"history row {i} lacks some of {', '.join(_ROW_FIELDS)}"
+        if row["step"] != i or row["phase"] != "pretrain":
+            return f"history row {i} is step {row['step']!r} of phase {row['phase']!r}, not pre-training"
+        for name in ("train_loss", "images_per_s", "seconds"):
+            value = row[name]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                return f"history row {i} has {name} = {value!r}"
+    return None
+
+
+def _words(value: Any, count: int, bound: int) -> bool:
+    """`value` is a list or tuple of `count` ints in [0, bound) (a Mersenne Twister's state)."""
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == count
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < bound for v in value)
+    )
+
+
+def _rng_problem(rng: Any) -> str | None:
+    if not isinstance(rng, dict):
+        return f"its RNG state is a {type(rng).__name__}, not a dict"
+    state = rng.get("torch")
+    want = torch.get_rng_state()
+    if not isinstance(state, Tensor) or state.dtype != want.dtype or state.shape != want.shape:
+        return "its torch RNG state is not the generator's"
+    if not _words(rng.get("numpy"), 624, 2**32):
+        return "its numpy RNG state is not 624 32-bit words"
+    if not _words(rng.get("python"), 625, 2**32):
+        return "its Python RNG state is not 625 32-bit words"
+    return None
+
+
+def _scaler_problem(scaler: Any) -> str | None:
+    # A disabled scaler's state is {}: nothing to restore.
+    if scaler is None or (
+        isinstance(scaler, dict) and (not scaler or all(f in scaler for f in _SCALER_FIELDS))
+    ):
+        return None
+    return "its fp16 loss-scaler state is damaged"
 
 
 CACHED = "pretrain_cached"  # history key: this row was computed by an earlier run and reused
@@ -328,14 +449,17 @@ def run_schedule(
     fail_at_step: int | None = None,
     on_step: Callable[[int, Step, dict[str, Any]], None] | None = None,
     pretrain_cache: PretrainCache | None = None,
+    attempt: str = "local",
 ) -> TrainState:
     """Walk `method.schedule` from the last checkpoint (or the start) to the end.
 
-    After every step the metrics and a checkpoint (model, optimiser, state, RNG) go to `reporter`.
+    After every step the metrics and a checkpoint (model, optimiser, state, RNG) go to `reporter`; the
+    state records the seconds `attempt` (the driver's id of this try at the run) has run so far.
     `fail_at_step` raises once before that step in a run that did not resume (tests use it to
     simulate a crash). With `pretrain_cache`, a fresh run whose leading pre-training epochs are cached
     starts after them, and a run that computes them stores them there.
     """
+    started = time.perf_counter()
     schedule = method.schedule(ctx.cfg)
     pretrain_steps = next((i for i, s in enumerate(schedule) if s.phase != "pretrain"), len(schedule))
     cache = pretrain_cache if pretrain_steps > 0 else None
@@ -343,7 +467,7 @@ def run_schedule(
     optimizer: torch.optim.Optimizer | None = None
     payload = reporter.restore()
     resumed = payload is not None
-    entry = cache.load() if payload is None and cache is not None else None
+    entry = cache.load(ctx.net, steps=pretrain_steps) if payload is None and cache is not None else None
     if entry is not None:
         assert cache is not None
         method.init_state(ctx, state)
@@ -392,6 +516,7 @@ def run_schedule(
         } | metrics
         state.history.append(metrics)
         state.step = index + 1
+        state.attempts[attempt] = time.perf_counter() - started
         # The optimiser carries over only within a phase; the next phase builds its own.
         keep_opt = state.step < len(schedule) and not schedule[state.step].starts_phase
         reporter.report(

@@ -90,32 +90,102 @@ def write_samples(table: pl.DataFrame, path: Path) -> None:
     write_with(path, table.write_parquet)  # atomically: all of it or none of it
 
 
+# Every column `sample_table` writes: a file without one of them is not a samples table of noisylab's.
+SAMPLE_COLUMNS = (
+    "index",
+    "dataset_index",
+    "given_label",
+    "final_label",
+    "clean_label",
+    "relabelled",
+    "relabelled_iteration",
+    "times_selected",
+    "last_selected_step",
+    "last_score",
+    "pred_probs",
+)
+
+
 def read_samples(run_dir: Path) -> pl.DataFrame:
+    """The samples table of a run folder (or the file itself), checked: readable Parquet, every column of
+    `sample_table`, and `pred_probs` an N×K array of probabilities. UserError (one line) otherwise."""
     path = run_dir / SAMPLES_FILE if run_dir.is_dir() else run_dir
     if not path.exists():
         raise UserError(
             f"no {SAMPLES_FILE} at {path.parent}: the run is unfinished, or was made before runs kept "
             "per-sample data (run it again under another --name)"
         )
-    return pl.read_parquet(path)
+    try:
+        table = pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise UserError(
+            f"{path} is not a readable Parquet file ({_first_line(e)}): it is corrupt or half-copied; "
+            "copy the run again, or train it again under another --name"
+        ) from None
+    missing = [c for c in SAMPLE_COLUMNS if c not in table.columns]
+    if missing:
+        raise UserError(
+            f"{path} is not a noisylab samples table (it lacks the columns {', '.join(missing)}): "
+            "point at the run folder noisylab wrote it in"
+        )
+    _check_probabilities(table, path)
+    return table
 
 
-def export_samples(table: pl.DataFrame, output: Path) -> list[Path]:
-    """`.parquet`: the table as is (pred_probs a list column); `.csv`: one column per class (p0, p1, …);
-    `.npy`: the N×K pred_probs array alone. Parquet and CSV also get a `.npy` of pred_probs beside them
-    (`<stem>.pred_probs.npy`), the array cleanlab takes."""
+def _check_probabilities(table: pl.DataFrame, path: Path) -> None:
+    """`pred_probs` must be one fixed-length float row per sample, as `sample_table` writes it."""
+    dtype = table.schema["pred_probs"]
+    if not (isinstance(dtype, pl.Array) and dtype.inner is not None and dtype.inner.is_float()):
+        raise UserError(
+            f"{path}: pred_probs is {dtype}, not one row of class probabilities per sample "
+            "(an array of floats): point at the run folder noisylab wrote it in"
+        )
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]
+
+
+def export_paths(output: Path) -> list[Path]:
+    """Every file `export_samples(..., output)` writes: `output`, and beside a .parquet or .csv the
+    `<stem>.pred_probs.npy` array cleanlab takes."""
     suffix = output.suffix.lower()
     if suffix not in EXPORT_FORMATS:
         raise UserError(f"--output {output}: name a {', '.join(EXPORT_FORMATS)} file")
+    if suffix == ".npy":
+        return [output]
+    return [output, output.with_name(f"{output.stem}.pred_probs.npy")]
+
+
+def export_samples(table: pl.DataFrame, output: Path, *, overwrite: bool = False) -> list[Path]:
+    """`.parquet`: the table as is (pred_probs a list column); `.csv`: one column per class (p0, p1, …);
+    `.npy`: the N×K pred_probs array alone. Parquet and CSV also get a `.npy` of pred_probs beside them
+    (`<stem>.pred_probs.npy`), the array cleanlab takes. An existing file among them is replaced only
+    with `overwrite`: the refusal comes before anything is written, and names every file."""
+    paths = export_paths(output)
     if not output.parent.exists():
         raise UserError(f"--output {output}: the folder {output.parent} does not exist")
+    folders = [p for p in paths if p.is_dir()]
+    if folders:
+        raise UserError(f"--output {output}: {folders[0]} is a folder: choose a file name")
+    taken = [p for p in paths if p.exists()]
+    if taken and not overwrite:
+        raise UserError(
+            f"--output {output} would replace {_names(taken)}, which already "
+            f"{'exists' if len(taken) == 1 else 'exist'}: `noisylab labels` writes {_names(paths)}; "
+            "pass --overwrite to replace them, or choose another --output"
+        )
     probs = np.asarray(table["pred_probs"].to_numpy(), dtype=np.float32)
-    npy = output if suffix == ".npy" else output.with_name(f"{output.stem}.pred_probs.npy")
-    write_with(npy, lambda f: np.save(f, probs, allow_pickle=False))
-    if suffix == ".parquet":
+    write_with(paths[-1], lambda f: np.save(f, probs, allow_pickle=False))
+    if output.suffix.lower() == ".parquet":
         write_samples(table, output)
-    elif suffix == ".csv":
+    elif output.suffix.lower() == ".csv":
         classes = {f"p{k}": probs[:, k] for k in range(probs.shape[1])}
         flat = table.drop("pred_probs").with_columns(**classes)
         write_with(output, flat.write_csv)
-    return [output] if suffix == ".npy" else [output, npy]
+    return paths
+
+
+def _names(paths: list[Path]) -> str:
+    return " and ".join(str(p) for p in paths)

@@ -10,18 +10,26 @@ records (with `study` and `params_json`), so `noisylab report` cannot tell the t
 `execute`'s own: a finished trial's record is kept, an interrupted one restarts from its last checkpoint;
 no scheduler state is stored, so nothing is unpickled on `--resume`.
 
+Ctrl-C stops the sweep in one line: how many trials finished, how many stopped mid-run (each keeps its
+checkpoints and resumes from them) and how many never started; `--resume` continues. The sweep passes
+Ctrl-C on to its trial processes, which stop the trial they train and start no other.
+
 Grid studies only: sampled search spaces and early stopping (ASHA) are Tune's, as are multi-worker trials.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import signal
 from collections.abc import Callable
+from concurrent import futures
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from noisylab.errors import UserError
+from noisylab.errors import Interrupted, UserError
 from noisylab.sweep import SweepOutcome, check_sweep, claim_study_dir
 from noisylab.sweeps import Study
 
@@ -43,17 +51,57 @@ def _run_trial(
 
     torch.set_num_threads(threads)
     cfg = RunConfig.from_dict(config)
-    outcome = execute(
-        cfg,
-        storage=Path(runs_dir),
-        name=default_name(cfg),
-        progress=False,
-        epoch_lines=False,
-        use_ray=False,
-        study=study,
-        params=point,
-    )
+    global _training
+    _training = True  # before the check: a Ctrl-C from here on raises, one before it was recorded
+    try:
+        if _stopping:  # the sweep was interrupted before this trial began
+            raise KeyboardInterrupt
+        outcome = execute(
+            cfg,
+            storage=Path(runs_dir),
+            name=default_name(cfg),
+            progress=False,
+            epoch_lines=False,
+            use_ray=False,
+            study=study,
+            params=point,
+        )
+    finally:
+        _training = False
     return float(outcome.record["test_acc"])
+
+
+# A trial process's Ctrl-C: while it trains, the first one stops the trial as it stops `noisylab run`
+# (checkpoints kept); while it waits for one, it keeps the next from starting. Idle, a plain
+# KeyboardInterrupt would kill the pool's process with a traceback; a second one would cut the first's
+# clean-up short (the sweep forwards Ctrl-C to its trials, which a terminal's already reached).
+_training = False
+_stopping = False
+
+
+def _on_interrupt(signum: int, frame: object) -> None:
+    global _stopping
+    first = not _stopping
+    _stopping = True
+    if _training and first:
+        raise KeyboardInterrupt
+
+
+def _listen_for_interrupts() -> None:
+    """Each trial process's initializer."""
+    signal.signal(signal.SIGINT, _on_interrupt)
+
+
+def _stop(pool: ProcessPoolExecutor, running: dict[Future[float], dict[str, Any]]) -> None:
+    """Cancel the trials not started, interrupt the running ones (a Ctrl-C at the terminal reached them
+    already; one sent to this process alone did not), and wait until each has stopped at its next step."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    for child in multiprocessing.active_children():  # the pool's trial processes: all this sweep starts
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid or 0, signal.SIGINT)
+    # A cancelled future is never marked done for `wait`: wait for those that run.
+    futures.wait([f for f in running if not f.cancelled()])
+    pool.shutdown(wait=True)
 
 
 def run_sweep_local(
@@ -89,13 +137,16 @@ def run_sweep_local(
     )
     done, failed = 0, list[str]()
     # spawn, not fork: each trial gets a clean interpreter (torch's thread pools do not survive a fork).
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        queue = list(zip(points, configs, strict=True))
-        running: dict[Future[float], dict[str, Any]] = {}
+    pool = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_listen_for_interrupts
+    )
+    queue = list(zip(points, configs, strict=True))
+    running: dict[Future[float], dict[str, Any]] = {}
 
-        def head() -> str:
-            return f"[{done}/{total} done · {len(running)} running · {len(failed)} failed]"
+    def head() -> str:
+        return f"[{done}/{total} done · {len(running)} running · {len(failed)} failed]"
 
+    try:
         while queue or running:
             while queue and len(running) < jobs:
                 point, cfg = queue.pop(0)
@@ -114,5 +165,17 @@ def run_sweep_local(
                         f"{trial_label(point)}: {str(error).splitlines()[0] if str(error) else error!r}"
                     )
                     write(f"{head()} FAILED {trial_label(point)} ({failed[-1]})")
+    except KeyboardInterrupt:
+        _stop(pool, running)
+        started = [f for f in running if not f.cancelled()]
+        done += sum(1 for f in started if f.exception() is None)  # trials that ended meanwhile
+        stopped = sum(1 for f in started if f.exception() is not None)
+        waiting = len(queue) + len(running) - len(started)
+        raise Interrupted(
+            f"sweep '{study.name}' interrupted: {done} of {total} trials finished, {stopped} stopped mid-run "
+            f"(each resumes from its last checkpoint), {waiting} not started"
+            + (f", {len(failed)} failed" if failed else "")
+        ) from None
+    pool.shutdown(wait=True)
     records = sorted(runs_dir.glob("*/record.parquet"))
     return SweepOutcome(directory, finished=done, failed=failed, records=records)

@@ -50,6 +50,7 @@ class WorkerSpec:
     metrics_path: str | None = None  # rank 0 appends each epoch's metrics here (live.METRICS_FILE)
     loggers: tuple[str, ...] = ()  # experiment trackers rank 0 feeds every epoch (trackers.LOGGERS)
     pretrain_cache: str | None = None  # folder of shared pre-trainings (runtime.PretrainCache); None: off
+    attempt: str = "local"  # the driver's id of this try at the run (TrainState.attempts)
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -117,16 +118,23 @@ def pretrain_cache(spec: WorkerSpec, world: World) -> PretrainCache | None:
     return PretrainCache(Path(spec.pretrain_cache), key) if key is not None else None
 
 
-def outcome(state: TrainState, ctx: Context) -> dict[str, Any]:
-    """What rank 0 hands back to the driver: every step's metrics, the final training labels, and the
-    per-sample data of `samples.parquet`. Every rank must call it (the final scan all-gathers)."""
+def outcome(state: TrainState, ctx: Context, attempt: str) -> dict[str, Any]:
+    """What rank 0 hands back to the driver: every step's metrics, the final training labels, the
+    per-sample data of `samples.parquet`, and the seconds of the attempts before `attempt`. Every rank
+    must call it (the final scan all-gathers)."""
     from noisylab.samples import TRACKED, final_probabilities
 
     labels = state.labels.numpy() if state.labels is not None else None
     probs = final_probabilities(ctx)
     # numpy, not tensors: Ray Train refuses to return tensors from the training function
     tracked = {k: v.numpy() for k, v in state.extra.items() if k in TRACKED}
-    return {"history": state.history, "labels": labels, "probs": probs, "tracked": tracked}
+    return {
+        "history": state.history,
+        "labels": labels,
+        "probs": probs,
+        "tracked": tracked,
+        "earlier_attempts": state.earlier_attempts(attempt),
+    }
 
 
 def _on_step(spec: WorkerSpec, world: World) -> tuple[Callable[[int, Any, dict[str, Any]], None] | None, Any]:
@@ -152,10 +160,11 @@ def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
         fail_at_step=spec.fail_at_step,
         on_step=on_step,
         pretrain_cache=pretrain_cache(spec, ctx.world),
+        attempt=spec.attempt,
     )
     if trackers is not None:
         trackers.close()
-    return outcome(state, ctx)
+    return outcome(state, ctx, spec.attempt)
 
 
 def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
@@ -190,6 +199,7 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
             fail_at_step=spec.fail_at_step,
             on_step=on_step,
             pretrain_cache=pretrain_cache(spec, world),
+            attempt=spec.attempt,
         )
     except UserError as e:
         # Every rank sees the same all-reduced loss, so all stop here together; the driver turns the
@@ -198,7 +208,7 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
     finally:
         if trackers is not None:
             trackers.close()
-    result = outcome(state, ctx)
+    result = outcome(state, ctx, spec.attempt)
     return result if world.is_main else None
 
 

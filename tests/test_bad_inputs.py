@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -54,8 +55,13 @@ class Case:
     id: str
     setup: SetUp | None
     argv: list[str]
-    code: int
+    code: int  # 2: refused in one `error:` line; 0: the run repairs it, says so in one `warning:` line
     message: str
+    env: dict[str, str] | None = None  # environment of the command (`{tmp}` expanded)
+
+
+# The caches of a case in its own folder, so a set-up can plant a damaged entry there.
+CACHE_ENV = {"NOISYLAB_CACHE": "{tmp}/cache"}
 
 
 # ---- set-ups: files in the formats the loaders read, each wrong in one way ----------------------------
@@ -88,6 +94,20 @@ def tiny_images(tmp: Path) -> None:
 
 def empty_test_split(tmp: Path) -> None:
     _npz(tmp / "empty_test.npz", test=0)
+
+
+def _one_image_per_class(path: Path, classes: int, size: int) -> None:
+    img = np.zeros((classes, size, size), np.uint8)
+    labels = np.arange(classes)
+    np.savez(path, train_images=img, train_labels=labels, test_images=img[:2], test_labels=labels[:2])
+
+
+def ten_thousand_classes(tmp: Path) -> None:
+    _one_image_per_class(tmp / "classes.npz", 10_000, 4)
+
+
+def two_thousand_classes(tmp: Path) -> None:
+    _one_image_per_class(tmp / "classes.npz", 2_000, 8)
 
 
 def chaoyang_absurd(tmp: Path) -> None:
@@ -132,6 +152,13 @@ def hostile_label_file(tmp: Path) -> None:
     torch.save({"worse_label": _Payload(tmp / "PWNED")}, tmp / "labels.pt")
 
 
+def pickled_label_file(tmp: Path) -> None:
+    """A plain pickle named .pt (not torch.save's zip): torch warns about its protocol, then refuses it."""
+    import pickle
+
+    (tmp / "evil.pt").write_bytes(pickle.dumps({"worse_label": _Payload(tmp / "PWNED")}, protocol=4))
+
+
 def config_not_an_object(tmp: Path) -> None:
     (tmp / "runs" / "mine").mkdir(parents=True)
     (tmp / "runs" / "mine" / "config.json").write_text("[1, 2]")
@@ -140,6 +167,27 @@ def config_not_an_object(tmp: Path) -> None:
 def config_of_another_run(tmp: Path) -> None:
     (tmp / "runs" / "mine").mkdir(parents=True)
     (tmp / "runs" / "mine" / "config.json").write_text(json.dumps(RunConfig().to_dict()))
+
+
+def toml_nested_3000_deep(tmp: Path) -> None:
+    (tmp / "deep.toml").write_text("seed = " + "[" * 3000 + "]" * 3000 + "\n")
+
+
+def json_nested_5000_deep(tmp: Path) -> None:
+    (tmp / "deep.json").write_text("[" * 5000 + "]" * 5000)
+
+
+def json_with_a_5000_digit_integer(tmp: Path) -> None:
+    (tmp / "big.json").write_text('{"seed": ' + "9" * 5000 + "}")
+
+
+def toml_in_latin_1(tmp: Path) -> None:
+    (tmp / "latin.toml").write_bytes('[data]\nname = "café"\n'.encode("latin-1"))
+
+
+def run_config_nested_5000_deep(tmp: Path) -> None:
+    (tmp / "runs" / "mine").mkdir(parents=True)
+    (tmp / "runs" / "mine" / "config.json").write_text('{"data": ' * 5000 + "1" + "}" * 5000)
 
 
 def a_file(tmp: Path) -> None:
@@ -154,6 +202,78 @@ def finished_run(tmp: Path) -> None:
 def corrupt_record(tmp: Path) -> None:
     finished_run(tmp)
     (tmp / "runs" / FINISHED / "record.parquet").write_bytes(b"PAR1 not really")
+
+
+def precious_beside_the_export(tmp: Path) -> None:
+    """A file the user never named, where `labels --output y.csv` also writes (y.pred_probs.npy)."""
+    finished_run(tmp)
+    (tmp / "y.pred_probs.npy").write_text("precious\n")
+
+
+def existing_export(tmp: Path) -> None:
+    finished_run(tmp)
+    (tmp / "y.parquet").write_text("mine\n")
+
+
+def garbage_samples(tmp: Path) -> None:
+    finished_run(tmp)
+    (tmp / "runs" / FINISHED / "samples.parquet").write_bytes(b"PAR1 not really")
+
+
+def samples_without_columns(tmp: Path) -> None:
+    finished_run(tmp)
+    pl.DataFrame({"x": [1, 2]}).write_parquet(tmp / "runs" / FINISHED / "samples.parquet")
+
+
+def record_without_test_acc(tmp: Path) -> None:
+    finished_run(tmp)
+    path = tmp / "runs" / FINISHED / "record.parquet"
+    pl.read_parquet(path).drop("test_acc").write_parquet(path)
+
+
+def _cache_entry(tmp: Path, kind: str) -> Path:
+    """The template run's caches copied into the case's folder; the one entry of `kind` (pretrain, noise)."""
+    shutil.copytree(_finished_template().parent.parent / "cache", tmp / "cache")
+    (entry,) = (tmp / "cache" / kind).iterdir()
+    return entry
+
+
+def _damage_pretrain_entry(tmp: Path, damage: Callable[[dict], None]) -> None:
+    path = _cache_entry(tmp, "pretrain")
+    entry = torch.load(path, weights_only=True)
+    damage(entry)
+    torch.save(entry, path)
+
+
+def pretrain_entry_of_another_shape(tmp: Path) -> None:
+    def wider_first_layer(entry: dict) -> None:
+        name = next(iter(entry["model"]))
+        shape = entry["model"][name].shape
+        entry["model"][name] = torch.zeros(2 * shape[0], *shape[1:])
+
+    _damage_pretrain_entry(tmp, wider_first_layer)
+
+
+def pretrain_entry_without_history(tmp: Path) -> None:
+    _damage_pretrain_entry(tmp, lambda entry: entry.pop("history"))
+
+
+def pretrain_entry_with_nan_weights(tmp: Path) -> None:
+    def nan(entry: dict) -> None:
+        for tensor in entry["model"].values():
+            if tensor.is_floating_point():
+                tensor.fill_(float("nan"))
+
+    _damage_pretrain_entry(tmp, nan)
+
+
+def noise_entry_of_another_length(tmp: Path) -> None:
+    path = _cache_entry(tmp, "noise")
+    np.save(path, np.load(path)[:-1])
+
+
+def noise_entry_of_garbage(tmp: Path) -> None:
+    _cache_entry(tmp, "noise").write_bytes(b"\x93NUMPY garbage")
 
 
 def _unfinished(tmp: Path) -> Path:
@@ -198,13 +318,15 @@ _TEMPLATE: list[Path] = []
 
 
 def _finished_template() -> Path:
-    """Train RUN --name done once into a temporary folder (seconds: the tiny profile on 400 digits)."""
+    """Train RUN --name done once into a temporary folder (seconds: the tiny profile on 400 digits), with
+    its caches beside its runs folder."""
     if not _TEMPLATE:
         import tempfile
 
         root = Path(tempfile.mkdtemp(prefix="noisylab-finished-"))
         args = _argv([*RUN, "--name", FINISHED], root, DIGITS[0])
-        result = runner.invoke(app, args)
+        # Caches of its own: the set-ups copy its pre-training and noise entries (runs/../cache).
+        result = runner.invoke(app, args, env={"NOISYLAB_CACHE": str(root / "cache")})
         assert result.exit_code == 0, result.output
         _TEMPLATE.append(root / "runs" / FINISHED)
     return _TEMPLATE[0]
@@ -292,6 +414,58 @@ CASES: list[Case] = [
     Case("negative weight decay", None, [*RUN, "--set", "warmup.weight_decay=-0.1"], 2, "must be ≥ 0"),
     Case("negative seed", None, [*RUN, "--seed", "-1"], 2, "seed must lie in 0..4294967295"),
     Case("huge seed", None, [*RUN, "--seed", "99999999999999999999"], 2, "seed must lie in 0..4294967295"),
+    Case(
+        "seed 1e20",
+        None,
+        [*RUN, "--seed", "1e20"],
+        2,
+        "Invalid value for '--seed': Input should be a valid integer",
+    ),
+    Case("unknown command", None, ["runn"], 2, "No such command 'runn'"),
+    # integer fields bounded where they are checked (a huge batch overflowed torch, after the folder was
+    # claimed: the corrected command was then refused as "started with another config")
+    Case(
+        "batch of 10**20",
+        None,
+        [*RUN, "--method", "ce", "--set", "batch_size=100000000000000000000", "--name", "hb"],
+        2,
+        "config field 'batch_size' must be ≤ 2,147,483,647, got 100000000000000000000",
+    ),
+    Case(
+        "batch larger than the training set",
+        None,
+        [*RUN, "--method", "ce", "--set", "batch_size=129"],
+        2,
+        "batch_size 129 is larger than the 128 training images",
+    ),
+    Case(
+        "a million epochs",
+        None,
+        [*RUN, "--method", "ce", "--set", "baseline.epochs=1000000"],
+        2,
+        "config field 'baseline.epochs' must be ≤ 10,000, got 1000000",
+    ),
+    Case(
+        "refinement epochs of 10**14",
+        None,
+        [*RUN, "--set", "refine.epochs=[2,100000000000000]"],
+        2,
+        "config field 'refine.epochs' must be ≤ 10,000, got [2, 100000000000000]",
+    ),
+    Case(
+        "a network 100,000 channels wide",
+        None,
+        [*RUN, "--set", "model.width=100000"],
+        2,
+        "config field 'model.width' must be ≤ 512, got 100000",
+    ),
+    Case(
+        "a subset of 10**20 images",
+        None,
+        [*RUN, "--set", "data.train_subset=100000000000000000000"],
+        2,
+        "config field 'data.train_subset' must be ≤ 2,147,483,647",
+    ),
     # each method's own section (noisylab.sections): its check, after its paper defaults are resolved
     Case(
         "no baseline epoch",
@@ -371,10 +545,47 @@ CASES: list[Case] = [
         2,
         "leaves no epoch with structural labels",
     ),
+    # --config files
+    Case(
+        "--config TOML nested 3,000 deep",
+        toml_nested_3000_deep,
+        [*RUN, "--config", "{tmp}/deep.toml"],
+        2,
+        "deep.toml nests its values more than 16 levels deep",
+    ),
+    Case(
+        "--config JSON nested 5,000 deep",
+        json_nested_5000_deep,
+        [*RUN, "--config", "{tmp}/deep.json"],
+        2,
+        "deep.json nests its values more than 16 levels deep",
+    ),
+    Case(
+        "--config with a 5,000-digit integer",
+        json_with_a_5000_digit_integer,
+        [*RUN, "--config", "{tmp}/big.json"],
+        2,
+        "big.json holds an integer of more than 4,300 digits",
+    ),
+    Case(
+        "--config not in UTF-8",
+        toml_in_latin_1,
+        [*RUN, "--config", "{tmp}/latin.toml"],
+        2,
+        "latin.toml is not UTF-8 text (byte 0xe9 at offset 18)",
+    ),
+    Case(
+        "run folder's config.json nested 5,000 deep",
+        run_config_nested_5000_deep,
+        [*RUN, "--name", "mine"],
+        2,
+        "config.json nests its values more than 16 levels deep",
+    ),
     # names and storage
     Case("--name with ..", None, [*RUN, "--name", "../x"], 2, "is not a plain name"),
     Case("--name absolute", None, [*RUN, "--name", "{tmp}/abs"], 2, "is not a plain name"),
     Case("--name empty", None, [*RUN, "--name", ""], 2, "is not a plain name"),
+    Case("--name with a newline", None, [*RUN, "--name", "a\nb"], 2, "--name 'a\\nb' is not a plain name"),
     Case("--storage is a file", a_file, [*RUN, "--storage", "{tmp}/afile"], 2, "is a file, not a folder"),
     Case(
         "--storage under a file",
@@ -419,6 +630,22 @@ CASES: list[Case] = [
         2,
         "2,147,483,648 classes",
     ),
+    # what grows with the class count: the C × C transition matrix, IDN's C × D × C projection
+    Case(
+        "npz with 10,000 classes",
+        ten_thousand_classes,
+        [*RUN, "--data-root", "{tmp}/classes.npz", "--noise", "idn:0.3"],
+        2,
+        "10,000 classes are too many for this run: the noise transition matrix would hold 10,000 × 10,000 "
+        "= 100,000,000 entries",
+    ),
+    Case(
+        "IDN on 2,000 classes of 64×64 images",
+        two_thousand_classes,
+        [*RUN, "--data-root", "{tmp}/classes.npz", "--noise", "idn:0.3", "--image-size", "64"],
+        2,
+        "idn noise would draw a 2,000 × 4,096 × 2,000 projection for 1×64×64 images (16,384,000,000 random",
+    ),
     Case(
         "2×2 images, padding 4",
         tiny_images,
@@ -439,6 +666,13 @@ CASES: list[Case] = [
         [*RUN, "--noise", "file:{tmp}/labels.pt"],
         2,
         "unsupported GLOBAL posix.system",
+    ),
+    Case(
+        "label file that is a plain pickle",
+        pickled_label_file,
+        [*RUN, "--noise", "file:{tmp}/evil.pt"],
+        2,
+        "evil.pt as a torch file",
     ),
     # run folders
     Case(
@@ -471,11 +705,88 @@ CASES: list[Case] = [
         2,
         "another config",
     ),
+    # damaged cache entries: set aside (renamed .bad, bytes kept) with one warning, computed again
+    Case(
+        "pre-training cache entry of another shape",
+        pretrain_entry_of_another_shape,
+        [*RUN, "--name", "fresh"],
+        0,
+        "cannot be used (backbone.conv1.weight is float32 [8, 1, 3, 3], the network's float32 [4, 1, 3, 3])",
+        CACHE_ENV,
+    ),
+    Case(
+        "pre-training cache entry without its history",
+        pretrain_entry_without_history,
+        [*RUN, "--name", "fresh"],
+        0,
+        "cannot be used (it lacks history): set aside as",
+        CACHE_ENV,
+    ),
+    Case(
+        "pre-training cache entry with NaN weights",
+        pretrain_entry_with_nan_weights,
+        [*RUN, "--name", "fresh"],
+        0,
+        "holds NaN or infinite values): set aside as",
+        CACHE_ENV,
+    ),
+    Case(
+        "noise cache entry of another length",
+        noise_entry_of_another_length,
+        [*RUN, "--name", "fresh"],
+        0,
+        "cannot be used (it holds labels of shape (1399,) for 1400 samples)",
+        CACHE_ENV,
+    ),
+    Case(
+        "noise cache entry of garbage",
+        noise_entry_of_garbage,
+        [*RUN, "--name", "fresh"],
+        0,
+        "cannot be used (it is not a readable .npy array): set aside as",
+        CACHE_ENV,
+    ),
     # show and report
     Case(
         "show a foreign file", corrupt_record, ["show", "{tmp}/runs/done/record.parquet"], 2, "not a noisylab"
     ),
     Case("show a missing run", None, ["show", "{tmp}/nothing"], 2, "no result record"),
+    Case(
+        "show a record without test_acc",
+        record_without_test_acc,
+        ["show", "{tmp}/runs/done"],
+        2,
+        "lacks the record columns test_acc",
+    ),
+    # labels
+    Case(
+        "labels beside a file it was not named",
+        precious_beside_the_export,
+        ["labels", "{tmp}/runs/done", "--output", "{tmp}/y.csv"],
+        2,
+        "y.pred_probs.npy, which already exists: `noisylab labels` writes",
+    ),
+    Case(
+        "labels onto an existing --output",
+        existing_export,
+        ["labels", "{tmp}/runs/done", "--output", "{tmp}/y.parquet"],
+        2,
+        "pass --overwrite to replace them",
+    ),
+    Case(
+        "labels of a garbage samples.parquet",
+        garbage_samples,
+        ["labels", "{tmp}/runs/done", "--output", "{tmp}/y.csv"],
+        2,
+        "samples.parquet is not a readable Parquet file",
+    ),
+    Case(
+        "labels of a samples.parquet without its columns",
+        samples_without_columns,
+        ["labels", "{tmp}/runs/done", "--output", "{tmp}/y.csv"],
+        2,
+        "is not a noisylab samples table (it lacks the columns index",
+    ),
     Case(
         "report --output under a file",
         a_file,
@@ -562,8 +873,22 @@ def run_case(case: Case, tmp: Path, npz: Path) -> tuple[int, str, str, dict[str,
     if case.setup is not None:
         case.setup(tmp)
     before = snapshot(tmp)
-    result = runner.invoke(app, _argv(case.argv, tmp, npz))
+    env = {k: _argv([v], tmp, npz)[0] for k, v in (case.env or {}).items()}
+    result = runner.invoke(app, _argv(case.argv, tmp, npz), env=env)
     return result.exit_code, result.stderr, result.output, before, snapshot(tmp)
+
+
+def shown_line(code: int, stderr: str) -> str:
+    """The line a case is about: the `error:` line of a refusal, the `warning:` line of a repaired run."""
+    prefix = "warning: " if code == 0 else "error: "
+    return next((line for line in stderr.splitlines() if line.startswith(prefix)), "")
+
+
+def kept(before: dict[str, str], after: dict[str, str]) -> bool:
+    """Every file of `before` is still there unchanged, or set aside unchanged as `<name>.bad`."""
+    return all(
+        after.get(path) == digest or after.get(path + ".bad") == digest for path, digest in before.items()
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -578,9 +903,15 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     code, stderr, output, before, after = run_case(case, tmp_path, digits_npz)
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == case.code, output
+    assert "Traceback" not in output and "weights_only=False" not in output
+    if case.code == 0:  # repaired: one warning, no error, nothing lost (a bad entry is kept as .bad)
+        warnings = [line for line in lines if line.startswith("warning: ")]
+        assert len(warnings) == 1 and case.message in warnings[0], stderr
+        assert not any(line.startswith("error: ") for line in lines), stderr
+        assert kept(before, after), "a file changed or vanished"
+        return
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     assert case.message in lines[0], lines[0]
-    assert "Traceback" not in output and "weights_only=False" not in output
     assert after == before, "files changed, appeared or vanished"
 
 
@@ -675,3 +1006,54 @@ def test_ctrl_c_says_where_and_exits_130(
         "run the same command to resume"
     )
     assert "Traceback" not in result.output
+
+
+def test_labels_replaces_existing_files_only_with_overwrite(tmp_path: Path) -> None:
+    """The refusal keeps the file the user never named; --overwrite replaces both files, as --help says."""
+    finished_run(tmp_path)
+    beside = tmp_path / "y.pred_probs.npy"
+    beside.write_text("precious\n")
+    args = ["labels", str(tmp_path / "runs" / FINISHED), "--output", str(tmp_path / "y.csv")]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2 and beside.read_text() == "precious\n"
+    assert not (tmp_path / "y.csv").exists()
+    done = runner.invoke(app, [*args, "--overwrite"])
+    assert done.exit_code == 0, done.output
+    assert done.stderr.splitlines() == [f"wrote {tmp_path / 'y.csv'}", f"wrote {beside}"]
+    samples = pl.read_parquet(tmp_path / "runs" / FINISHED / "samples.parquet")
+    assert np.array_equal(np.load(beside), np.asarray(samples["pred_probs"].to_numpy()))
+    assert pl.read_csv(tmp_path / "y.csv")["given_label"].to_list() == samples["given_label"].to_list()
+    usage = runner.invoke(app, ["labels", "--help"], env={"COLUMNS": "200"}).stdout
+    assert ".pred_probs.npy" in usage and "--overwrite" in usage
+
+
+def test_ctrl_c_while_the_data_is_prepared_is_one_line(
+    tmp_path: Path, digits_npz: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading a large set or drawing its noise takes a while: Ctrl-C there says that nothing was lost."""
+    import noisylab.runner as runner_module
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner_module, "prepare_data", interrupted)
+    result = runner.invoke(app, _argv(RUN, tmp_path, digits_npz))
+    assert result.exit_code == 130, result.output
+    assert result.stderr.strip() == (
+        "error: interrupted while preparing the data, before the run started (nothing was written): "
+        "run the same command to start it"
+    )
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_pickled_label_file_is_one_line_in_a_real_terminal(tmp_path: Path, digits_npz: Path) -> None:
+    """Under pytest warnings never reach stderr, so the catalogue cannot see torch's two-line pickle
+    warning: the installed command, in a process of its own, must print the refusal alone."""
+    pickled_label_file(tmp_path)
+    exe = str(Path(sys.executable).parent / "noisylab")
+    args = _argv([*RUN, "--noise", "file:{tmp}/evil.pt"], tmp_path, digits_npz)
+    done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "evil.pt as a torch file" in line
+    assert not (tmp_path / "PWNED").exists()

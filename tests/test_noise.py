@@ -412,13 +412,70 @@ def test_cache_hit_reuses_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         _cached(spec, images[::-1].copy(), labels, num_classes=10, seed=4, cache_dir=tmp_path)
 
 
-def test_damaged_cache_file_is_regenerated(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (b"truncated", "it is not a readable .npy array"),
+        (np.arange(99), "it holds labels of shape (99,) for 100 samples"),
+        (np.zeros(100, np.float32), "its labels are float32, not integers"),
+        (np.full(100, 7), "its labels range over [7, 7], outside [0, 4)"),
+    ],
+    ids=["bytes", "length", "floats", "range"],
+)
+def test_damaged_cache_file_is_set_aside_and_regenerated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: bytes | np.ndarray, problem: str
+) -> None:
     labels = np.random.default_rng(0).integers(0, 4, size=100)
     images = np.zeros((100, 1, 1, 1), np.uint8)
     spec = NoiseSpec("symmetric", rate=0.3)
     first = _cached(spec, images, labels, num_classes=4, seed=0, cache_dir=tmp_path)
     (cached,) = tmp_path.iterdir()
-    cached.write_bytes(b"truncated")
+    if isinstance(damage, bytes):
+        cached.write_bytes(damage)
+    else:
+        np.save(cached, damage)
+    bad_bytes = cached.read_bytes()
+    capsys.readouterr()
     again = _cached(spec, images, labels, num_classes=4, seed=0, cache_dir=tmp_path)
     assert np.array_equal(again.labels, first.labels)
-    assert np.array_equal(np.load(cached), first.labels)
+    assert np.array_equal(np.load(cached), first.labels)  # the entry is drawn again and stored
+    assert cached.with_name(cached.name + ".bad").read_bytes() == bad_bytes  # the bad one kept aside
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        f"warning: noise cache entry {cached} cannot be used ({problem}): set aside as "
+        f"{cached.name}.bad; drawing the labels again"
+    )
+
+
+# ------------------------------------------------------------------------- sizes that grow with classes
+
+
+def test_the_transition_matrix_bounds_the_class_count() -> None:
+    side = math.isqrt(noise.MAX_TRANSITION_ENTRIES)
+    noise.check_noise_size(NoiseSpec("symmetric", rate=0.2), num_classes=side, image_shape=(1, 4, 4))
+    with pytest.raises(
+        UserError, match=rf"{side + 1:,} classes are too many for this run: the noise transition"
+    ):
+        noise.check_noise_size(NoiseSpec("symmetric", rate=0.2), num_classes=side + 1, image_shape=(1, 4, 4))
+
+
+def test_the_idn_projection_is_bounded_and_reports_its_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    images, labels = _random_data(200, 8)  # 8 classes of 1×8×8 images: W has 8 × 64 × 8 numbers
+    spec = NoiseSpec("idn", rate=0.3)
+    monkeypatch.setattr(noise, "MAX_IDN_DRAWS", 8 * 64 * 8 - 1)
+    with pytest.raises(
+        UserError, match=r"idn noise would draw a 8 × 64 × 8 projection for 1×8×8 images \(4,096"
+    ):
+        noise.make_noisy_labels(spec, images=images, labels=labels, num_classes=8, seed=0)
+    noise.check_noise_size(NoiseSpec("pair", rate=0.3), num_classes=8, image_shape=(1, 8, 8))  # IDN's only
+
+    monkeypatch.setattr(noise, "MAX_IDN_DRAWS", 8 * 64 * 8)
+    monkeypatch.setattr(noise, "ANNOUNCE_IDN_DRAWS", 0)  # as if this draw took minutes
+    lines: list[str] = []
+    said = noise.make_noisy_labels(
+        spec, images=images, labels=labels, num_classes=8, seed=0, say=lines.append
+    )
+    silent = noise.make_noisy_labels(spec, images=images, labels=labels, num_classes=8, seed=0)
+    assert np.array_equal(said.labels, silent.labels)  # reporting draws nothing
+    assert lines[0].startswith("noise idn:0.3: drawing the IDN projection (4,096 random numbers")
+    assert [line.split(": ")[1].split(" %")[0] for line in lines[1:]] == ["25", "50", "75", "100"]

@@ -21,7 +21,7 @@ from noisylab.errors import UserError
 from noisylab.models import TwinNetwork
 from noisylab.prepare import cache_dir
 from noisylab.runner import execute
-from noisylab.runtime import PretrainCache, TrainState, make_optimizer, pretrain_cache_key
+from noisylab.runtime import PretrainCache, TrainState, load_payload, make_optimizer, pretrain_cache_key
 from noisylab.trainables import dividemix, get_method, method_names
 from noisylab.trainables.paper import select_and_relabel
 from noisylab.twins import ensemble_log_probs
@@ -271,16 +271,63 @@ def test_a_reused_pretraining_replays_exactly(digits_npz: Path, tmp_path: Path) 
     assert reused["wall_seconds"] >= sum(h["seconds"] for h in history[:2])
 
 
-def test_a_damaged_cache_entry_is_computed_again(digits_npz: Path, tmp_path: Path) -> None:
+def _damaged(entry: dict[str, Any], damage: str) -> dict[str, Any]:
+    """A copy of a good cache entry, wrong in one way."""
+    entry = dict(entry) | {"model": dict(entry["model"]), "rng": dict(entry["rng"])}
+    first = next(iter(entry["model"]))
+    if damage == "shape":
+        entry["model"][first] = torch.zeros(2 * entry["model"][first].shape[0], 1, 3, 3)
+    elif damage == "dtype":
+        entry["model"][first] = entry["model"][first].double()
+    elif damage == "nan":
+        entry["model"][first] = torch.full_like(entry["model"][first], float("nan"))
+    elif damage == "no history":
+        del entry["history"]
+    elif damage == "key":
+        entry["fingerprint"] = "0" * 20
+    elif damage == "rng":
+        entry["rng"]["numpy"] = [1, 2, 3]
+    return entry
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        ("bytes", "it is not a readable checkpoint"),
+        ("shape", "backbone.conv1.weight is float32 [16, 1, 3, 3], the network's float32 [8, 1, 3, 3]"),
+        ("dtype", "backbone.conv1.weight is float64 [8, 1, 3, 3], the network's float32 [8, 1, 3, 3]"),
+        ("nan", "backbone.conv1.weight holds NaN or infinite values"),
+        ("no history", "it lacks history"),
+        ("key", "it holds the key '00000000000000000000', not '{key}'"),
+        ("rng", "its numpy RNG state is not 624 32-bit words"),
+    ],
+)
+def test_a_damaged_cache_entry_is_set_aside_and_computed_again(
+    digits_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str, problem: str
+) -> None:
     cfg = digits_config(digits_npz, **{"data.train_subset": 200, "pretrain.epochs": 1})
-    key = pretrain_cache_key(cfg, networks=1, world_size=1)
-    cache = PretrainCache(cache_dir() / "pretrain", str(key))
-    cache.path.parent.mkdir(parents=True, exist_ok=True)
-    cache.path.write_bytes(b"not a checkpoint")
-    record = execute(cfg, storage=tmp_path, use_ray=False, progress=False).record
+    cache = PretrainCache(cache_dir() / "pretrain", str(pretrain_cache_key(cfg, networks=1, world_size=1)))
+    execute(cfg, storage=tmp_path / "a", use_ray=False, progress=False)  # stores the entry (or reuses it)
+    good = load_payload(cache.path)
+    if damage == "bytes":
+        cache.path.write_bytes(b"not a checkpoint")
+    else:
+        torch.save(_damaged(good, damage), cache.path)
+    damaged = cache.path.read_bytes()
+    capsys.readouterr()
+
+    record = execute(cfg, storage=tmp_path / "b", use_ray=False, progress=False).record
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and f"({problem.format(key=cache.key)})" in warnings[0], warnings
+    assert "pre-training again" in warnings[0]
     assert not any(h.get("pretrain_cached") for h in json.loads(record["history_json"]))
-    entry = cache.load()  # replaced by the run's own
-    assert entry is not None and len(entry["history"]) == 1
+    assert cache.path.with_name(cache.path.name + ".bad").read_bytes() == damaged  # kept for a look
+
+    # The run stored its own entry in its place: the next run reuses it, without a warning.
+    again = execute(cfg, storage=tmp_path / "c", use_ray=False, progress=False).record
+    assert not [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert json.loads(again["history_json"])[0]["pretrain_cached"] is True
+    assert comparable(again) == comparable(record)
 
 
 def test_the_cache_key_ignores_labels_and_method_but_not_seed_or_networks(digits_npz: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,68 @@ def test_a_diverged_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     saved = runtime.load_payload(tmp_path / "nan" / runtime.STATE_FILE)
     assert saved["state"]["step"] == 2  # the two good epochs, not the diverged one
     assert not (tmp_path / "nan" / "record.parquet").exists()
+
+
+@pytest.mark.parametrize("existed", [False, True], ids=["new folder", "folder there before"])
+def test_a_run_that_stops_before_its_first_checkpoint_gives_its_name_back(
+    digits_npz: Path, tmp_path: Path, existed: bool
+) -> None:
+    """Its config.json alone would refuse the corrected command as started with another config."""
+    cfg = digits_config(digits_npz, **SHORT)
+    run_dir = tmp_path / "hb"
+    if existed:
+        run_dir.mkdir()
+        (run_dir / "notes.txt").write_text("mine\n")
+    with pytest.raises(RuntimeError, match="injected failure"):
+        # Without the pre-training cache: a cached first epoch would start the run after the failure.
+        execute(cfg, storage=tmp_path, name="hb", use_ray=False, fail_at_step=0, pretrain_cache=False)
+    if existed:
+        assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "notes.txt"]
+    else:
+        assert not run_dir.exists()
+    corrected = digits_config(digits_npz, **(SHORT | {"method": "ce", "baseline.epochs": 2}))
+    out = execute(corrected, storage=tmp_path, name="hb", use_ray=False, progress=False)
+    assert not out.resumed and out.record["method"] == "ce"
+
+
+def test_a_run_that_stops_after_a_checkpoint_keeps_its_claim(digits_npz: Path, tmp_path: Path) -> None:
+    cfg = digits_config(digits_npz, **SHORT)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        execute(cfg, storage=tmp_path, name="hb", use_ray=False, fail_at_step=2, pretrain_cache=False)
+    assert {"config.json", "state.pt"} <= {p.name for p in (tmp_path / "hb").iterdir()}
+    other = digits_config(digits_npz, **(SHORT | {"method": "ce"}))
+    with pytest.raises(UserError, match="was started with another config"):
+        execute(other, storage=tmp_path, name="hb", use_ray=False, progress=False)
+
+
+def test_the_wall_time_of_a_resumed_run_counts_every_attempt(
+    digits_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first attempt made slow (0.5 s more per checkpoint), killed before its fourth epoch, then
+    resumed: the record sums both attempts and keeps them apart, and `show` says so."""
+    from typer.testing import CliRunner
+
+    import noisylab.runtime as runtime
+    from noisylab.cli import app
+
+    cfg = digits_config(digits_npz, **SHORT)
+    real_report = runtime.LocalReporter.report
+
+    def slow(self: runtime.LocalReporter, metrics: dict[str, Any], payload: dict[str, Any]) -> None:
+        time.sleep(0.5)
+        real_report(self, metrics, payload)
+
+    monkeypatch.setattr(runtime.LocalReporter, "report", slow)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        execute(cfg, storage=tmp_path, use_ray=False, progress=False, fail_at_step=3, pretrain_cache=False)
+    monkeypatch.setattr(runtime.LocalReporter, "report", real_report)
+    out = execute(cfg, storage=tmp_path, use_ray=False, progress=False, pretrain_cache=False)
+    assert out.resumed
+    first, last = out.record["attempt_seconds"]
+    assert first >= 1.0  # the sleeps before its second and third checkpoints, at least
+    assert out.record["wall_seconds"] == pytest.approx(first + last)
+    history = json.loads(out.record["history_json"])
+    assert out.record["wall_seconds"] >= sum(h["seconds"] for h in history)  # every epoch counted
+    shown = CliRunner().invoke(app, ["show", str(out.directory)], env={"COLUMNS": "200"})
+    total = out.record["wall_seconds"]
+    assert f"{total:.0f} s over 2 attempts ({first:.0f} + {last:.0f} s)" in shown.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from test_sweep import _digest, tiny_study
 from typer.testing import CliRunner
 
 from noisylab.cli import app
-from noisylab.errors import UserError
+from noisylab.errors import Interrupted, UserError
 from noisylab.sweep_local import run_sweep_local
 from noisylab.sweeps import Choice, SweepProfile
 
@@ -71,3 +72,54 @@ def test_what_local_sweeps_refuse(
 def test_local_refuses_a_cluster_address(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["sweep", "fmnist_cpu", "--local", "--address", "auto"])
     assert result.exit_code == 2 and "drop --address" in result.stderr
+
+
+def test_ctrl_c_says_where_the_sweep_stopped_and_resume_finishes_it(
+    digits_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the second trial runs (sent to the sweep alone: it passes it on to the trial)."""
+    import noisylab.sweep_local as sweep_local
+
+    study = tiny_study(digits_npz)  # two trials, one at a time
+    real_wait = sweep_local.wait
+    calls = {"n": 0}
+
+    def interrupted_on_the_second_trial(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:  # once the second trial has claimed its folder, i.e. is training
+            deadline = time.monotonic() + 120
+            while len(list(tmp_path.glob("tiny/runs/*/config.json"))) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            raise KeyboardInterrupt
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_local, "wait", interrupted_on_the_second_trial)
+    with pytest.raises(Interrupted) as stopped:
+        run_sweep_local(study, profile="cpu", storage=tmp_path, write=lambda _: None)
+    assert str(stopped.value) == (
+        "sweep 'tiny' interrupted: 1 of 2 trials finished, 1 stopped mid-run (each resumes from its last "
+        "checkpoint), 0 not started"
+    )
+    assert len(list((tmp_path / "tiny" / "runs").glob("*/record.parquet"))) == 1
+    monkeypatch.setattr(sweep_local, "wait", real_wait)
+    again = run_sweep_local(study, profile="cpu", storage=tmp_path, resume=True, write=lambda _: None)
+    assert again.finished == 2 and again.failed == [] and len(again.records) == 2
+
+
+def test_the_cli_names_the_command_that_continues_an_interrupted_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import noisylab.sweep_local as sweep_local
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise Interrupted("sweep 'fmnist_cpu' interrupted: 1 of 4 trials finished")
+
+    monkeypatch.setattr(sweep_local, "run_sweep_local", interrupted)
+    argv = ["sweep", "fmnist_cpu", "--profile", "cpu", "--storage", str(tmp_path / "my studies"), "--local"]
+    result = CliRunner().invoke(app, [*argv, "--set", "data.root=/data/f mnist"])
+    assert result.exit_code == 130
+    assert result.stderr.strip() == (
+        "error: sweep 'fmnist_cpu' interrupted: 1 of 4 trials finished; continue with: noisylab sweep "
+        f"fmnist_cpu --profile cpu --storage '{tmp_path / 'my studies'}' --local --resume "
+        "--set 'data.root=/data/f mnist'"
+    )
