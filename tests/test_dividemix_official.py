@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -162,7 +163,7 @@ def test_epoch_table_gives_the_ratio_of_the_divided_medians(bench: ModuleType) -
     assert "| 4 | divided | 10.00 | 5.00 | 60.0 | 61.5 | 50 % | 45 % |" in text
 
 
-def _side(bench: ModuleType, seconds: list[float], accs: list[float]) -> object:
+def _side(bench: ModuleType, seconds: list[float], accs: list[float]) -> Any:
     return bench.Side(epochs=[bench.Epoch("divided", s, None, a) for s, a in zip(seconds, accs, strict=True)])
 
 
