@@ -168,7 +168,10 @@ def test_help_shows_examples_and_every_profile() -> None:
 def test_help_is_wide_on_a_wide_terminal() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "noisylab.cli", "run", "--help"],
-        capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        check=True,
     )
     assert "cpu-memorise" in result.stdout and max(map(len, result.stdout.splitlines())) > 80
 
