@@ -80,11 +80,13 @@ from __future__ import annotations
 import argparse
 import builtins
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import os
 import pickle
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -613,6 +615,56 @@ def run_ce(args: argparse.Namespace, root: Path, seed: int, workdir: Path) -> Cr
     return CrossEntropy(accs[-1], accs[best], best + 1, float(history[-1]["train_loss"]))
 
 
+# ---- a seed's result on disk: a rerun with the same --workdir skips the seeds already measured ---------
+
+RESULT_FILE = "result.json"
+# The arguments that shape a seed's numbers; a saved result measured with other values is measured again.
+SHAPING = (
+    "width",
+    "batch",
+    "warmup",
+    "divided",
+    "noise",
+    "noise_kind",
+    "crop",
+    "data",
+    "images",
+    "test_images",
+)
+
+
+def shaping(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in SHAPING}
+
+
+def save_result(path: Path, result: SeedResult, args: argparse.Namespace) -> None:
+    """Write the seed's result atomically (a kill mid-write leaves no half file to trust)."""
+    body = {"settings": shaping(args), "result": dataclasses.asdict(result)}
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(body, indent=1))
+    partial.replace(path)
+
+
+def load_result(path: Path, args: argparse.Namespace) -> SeedResult | None:
+    """The saved result of this seed when it was measured with these settings (with or without CE as
+    asked), else None."""
+    try:
+        body = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if body.get("settings") != shaping(args):
+        return None
+    r = body["result"]
+    if r["ce"] is None and not args.no_ce:
+        return None
+
+    def side(d: dict[str, Any]) -> Side:
+        return Side(epochs=[Epoch(**e) for e in d["epochs"]], parameters=d["parameters"])
+
+    ce = None if args.no_ce or r["ce"] is None else CrossEntropy(**r["ce"])
+    return SeedResult(r["seed"], side(r["official"]), side(r["ours"]), ce)
+
+
 # ---- the tables -----------------------------------------------------------------------------------
 
 
@@ -823,13 +875,22 @@ def benchmark(args: argparse.Namespace, folder: Path, sources: dict[str, str], w
     for seed in args.seeds:
         seed_dir = workdir / f"seed{seed}"
         seed_dir.mkdir(exist_ok=True)
+        saved = load_result(seed_dir / RESULT_FILE, args)
+        if saved is not None:
+            print(f"seed {seed}: measured before, read from {seed_dir / RESULT_FILE}", file=sys.stderr)
+            results.append(saved)
+            if args.per_epoch:
+                print(f"seed {seed}\n\n{epoch_table(saved.official, saved.ours, args)}\n", flush=True)
+            continue
         data = write_data(args, seed_dir / "data")
         cfg = noisylab_config(args, seed_dir / "data", seed)
         bundle = prepare_data(cfg)
         # The official script reads its noisy labels from this file when it exists (else it draws its own).
         (data / f"{args.noise:.1f}_sym.json").write_text(json.dumps([int(y) for y in bundle.noisy_labels]))
         run_dir = seed_dir / "noisylab-run"
-        run_dir.mkdir(exist_ok=True)
+        for stale in (run_dir, seed_dir / "ce-runs"):  # an interrupted seed is measured from its start
+            shutil.rmtree(stale, ignore_errors=True)
+        run_dir.mkdir()
         turns, official, ours = Turns(), Side(), Side()
         thread = start_noisylab(cfg, bundle, run_dir, turns, ours)
         with cpu_patches():
@@ -839,6 +900,7 @@ def benchmark(args: argparse.Namespace, folder: Path, sources: dict[str, str], w
             raise turns.error
         ce = None if args.no_ce else run_ce(args, seed_dir / "data", seed, seed_dir)
         results.append(SeedResult(seed, official, ours, ce))
+        save_result(seed_dir / RESULT_FILE, results[-1], args)
         if args.per_epoch:
             print(f"seed {seed}\n\n{epoch_table(official, ours, args)}\n", flush=True)
     print(header(results, args))

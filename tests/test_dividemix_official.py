@@ -219,3 +219,22 @@ def test_fashion_mnist_set_is_padded_to_cifar_shape_in_three_identical_channels(
     assert np.array_equal(images[:, 0], images[:, 1]) and np.array_equal(images[:, 0], images[:, 2])
     assert not images[:, :, :2].any() and not images[:, :, :, -2:].any()  # the 2-pixel black border
     assert np.bincount(labels[:50]).tolist() == [5] * 10 and np.bincount(labels[50:]).tolist() == [2] * 10
+
+
+def test_a_seed_measured_before_is_read_back_only_with_the_same_settings(
+    bench: ModuleType, tmp_path: Path
+) -> None:
+    args = bench.parse_args(["--official", str(tmp_path)])
+    official = _side(bench, [10, 10, 10], [50.0, 60.0, 70.0])
+    ours = _side(bench, [2, 2, 2], [55.0, 66.0, 71.0])
+    ce = bench.CrossEntropy(final=40.0, best=52.0, best_epoch=2, last_loss=0.1)
+    result = bench.SeedResult(1, official, ours, ce)
+    path = tmp_path / bench.RESULT_FILE
+    bench.save_result(path, result, args)
+    assert bench.load_result(path, args) == result
+    assert bench.load_result(path, bench.parse_args(["--official", str(tmp_path), "--width", "8"])) is None
+    no_ce = bench.SeedResult(1, official, ours, None)
+    bench.save_result(path, no_ce, bench.parse_args(["--official", str(tmp_path), "--no-ce"]))
+    assert bench.load_result(path, args) is None  # CE asked for but never measured: measure again
+    path.write_text("{half a fi")
+    assert bench.load_result(path, args) is None
