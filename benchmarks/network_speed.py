@@ -23,6 +23,8 @@ reference at epoch 10, and the engine within 2 points of the bare loop on the sa
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import statistics
 import sys
@@ -30,6 +32,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 REFERENCE = "reference_preact18"  # the plain nn.Module below
@@ -287,6 +290,34 @@ def checks(medians: Medians, args: argparse.Namespace) -> list[str]:
     return out
 
 
+# ---- one job's outcome on disk: a rerun with the same --workdir and settings skips it --------------
+
+SHAPING = ("epochs", "width", "train", "test")  # the arguments that shape a job's numbers
+
+
+def _outcome_path(workdir: Path, job: Job) -> Path:
+    return workdir / f"{job.network}-{job.side}-seed{job.seed}.json"
+
+
+def save_outcome(workdir: Path, job: Job, outcome: Outcome) -> None:
+    settings = {name: getattr(job.args, name) for name in SHAPING}
+    partial = _outcome_path(workdir, job).with_suffix(".partial")
+    partial.write_text(json.dumps({"settings": settings, "outcome": dataclasses.asdict(outcome)}))
+    partial.replace(_outcome_path(workdir, job))  # never half a file to trust
+
+
+def load_outcome(workdir: Path, job: Job) -> Outcome | None:
+    """The job's saved outcome when it was measured with these settings, else None."""
+    try:
+        body = json.loads(_outcome_path(workdir, job).read_text())
+    except (OSError, ValueError):
+        return None
+    if body.get("settings") != {name: getattr(job.args, name) for name in SHAPING}:
+        return None
+    o = body["outcome"]
+    return Outcome(**(o | {"test_acc": {int(e): float(a) for e, a in o["test_acc"].items()}}))
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -296,6 +327,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--test", type=int, default=2000)
     p.add_argument("--jobs", type=int, default=2, help="processes at once, one torch thread each")
     p.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
+    p.add_argument("--workdir", type=Path, default=None, help="keep each job's outcome; a rerun skips them")
     return p.parse_args(argv)
 
 
@@ -304,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs < 1 or args.width < 1 or args.jobs < 1 or args.train < 10 or args.test < 10:
         print("error: --epochs, --width and --jobs ≥ 1, --train and --test ≥ 10", file=sys.stderr)
         return 2
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     jobs = [
         Job(network, side, seed, args)
         for seed in args.seeds
@@ -312,8 +346,20 @@ def main(argv: list[str] | None = None) -> int:
         if not (network == REFERENCE and side == "engine")  # the reference exists only as a bare module
     ]
     started = time.perf_counter()
+    saved = [load_outcome(args.workdir, job) if args.workdir else None for job in jobs]
+    todo = [job for job, outcome in zip(jobs, saved, strict=True) if outcome is None]
+    outcomes = [outcome for outcome in saved if outcome is not None]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        outcomes = list(pool.map(run_job, jobs))
+        for job, outcome in zip(todo, pool.map(run_job, todo), strict=True):
+            outcomes.append(outcome)
+            if args.workdir:
+                save_outcome(args.workdir, job, outcome)
+            accs = " ".join(f"{outcome.test_acc[e]:.1f}" for e in sorted(outcome.test_acc))
+            print(
+                f"[{len(outcomes)}/{len(jobs)}] {job.network} {job.side} seed {job.seed}: {accs}",
+                file=sys.stderr,
+                flush=True,
+            )
     text, medians = table(outcomes, args)
     print(
         f"clean Fashion-MNIST, {args.train:,} training / {args.test:,} test images (class-balanced), "
