@@ -9,6 +9,9 @@ as one module, for the same reasons.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import timm
@@ -150,6 +153,25 @@ def _preact_cifar(backbone: nn.Module, *, in_chans: int, width: int) -> None:
     backbone.norm = nn.Identity()
 
 
+_EXACT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _exact_channels() -> Iterator[None]:
+    """timm's ResNetV2 rounds every channel count to a multiple of 8 (`make_divisible`, for tensor-core
+    friendly ImageNet widths), so width 4 or 12 would silently become 8 or 16 inside each block. CPU
+    profiles use such widths: while this is active, the module builds the counts it is given."""
+    from timm.models import resnetv2
+
+    with _EXACT_LOCK:
+        rounding = resnetv2.make_divisible
+        resnetv2.make_divisible = lambda v, *args, **kwargs: int(v)
+        try:
+            yield
+        finally:
+            resnetv2.make_divisible = rounding
+
+
 def available_models() -> list[str]:
     return sorted(set(timm.list_models()) | set(RESNETS))
 
@@ -185,7 +207,10 @@ def build_network(
         kwargs: dict[str, Any] = {"channels": (w, 2 * w, 4 * w, 8 * w), "zero_init_last": cfg.zero_init_last}
         if preact:
             kwargs["stem_chs"] = w
-        backbone = timm.create_model(timm_name, pretrained=False, num_classes=0, in_chans=in_chans, **kwargs)
+        with _exact_channels() if preact else contextlib.nullcontext():
+            backbone = timm.create_model(
+                timm_name, pretrained=False, num_classes=0, in_chans=in_chans, **kwargs
+            )
         if preact and stem == "cifar":
             _preact_cifar(backbone, in_chans=in_chans, width=w)
         elif not preact:

@@ -53,6 +53,18 @@ def test_preact_resnet_is_dividemix_network_layer_for_layer() -> None:
 
 
 @pytest.mark.parametrize("name", list(RESNETS))
+@pytest.mark.parametrize("width", [4, 12])
+def test_every_width_is_built_exactly(name: str, width: int) -> None:
+    """Widths that are not multiples of 8 (timm rounds those up inside its ResNetV2) keep their count in
+    every stage and every block, and the pooled features are 8 × width."""
+    net = build_network(ModelConfig(name=name, width=width), num_classes=10, in_chans=1, image_size=28)
+    convs = [m for m in net.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    allowed = {1, width, 2 * width, 4 * width, 8 * width}
+    assert {c.out_channels for c in convs} <= allowed and {c.in_channels for c in convs} <= allowed
+    assert net.num_features == 8 * width and net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("name", list(RESNETS))
 def test_zero_init_last_is_live(name: str) -> None:
     """With `zero_init_last` every residual branch starts at zero, so each block is the identity plus
     its shortcut (the ImageNet trick timm turns on by default); without it no branch is zero."""
