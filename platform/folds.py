@@ -23,11 +23,8 @@ def stratified_folds(labels: np.ndarray, folds: int, *, seed: int) -> np.ndarray
     to the folds in turn, each class starting where the previous one stopped. Every fold then holds
     ⌊n_c/K⌋ or ⌈n_c/K⌉ samples of each class c (the stratification of scikit-learn's StratifiedKFold), and
     the fold sizes differ by at most one overall. Deterministic in (labels, K, seed)."""
-    if folds < 2:
-        raise UserError(f"out-of-fold probabilities need at least 2 folds, got {folds}")
+    check_fold_count(labels, folds)
     n = len(labels)
-    if folds > n:
-        raise UserError(f"{folds} folds of {n} training samples would leave a fold empty: use ≤ {n} folds")
     rng = np.random.default_rng(seed)
     assignment = np.zeros(n, dtype=np.int64)
     start = 0
@@ -36,6 +33,28 @@ def stratified_folds(labels: np.ndarray, folds: int, *, seed: int) -> np.ndarray
         assignment[members] = (start + np.arange(len(members))) % folds + 1
         start = (start + len(members)) % folds
     return assignment
+
+
+def check_fold_count(labels: np.ndarray, folds: int, *, class_names: tuple[str, ...] | None = None) -> None:
+    """K = `folds` stratified folds of `labels` must each hold every given class: K ≥ 2, K ≤ N, and K no
+    larger than the smallest class. A class of fewer than K samples would be missing from some folds, and
+    the fold runs, which stratification keeps alike, would differ in what they learn of it (scikit-learn's
+    StratifiedKFold only warns here; a user asking for K folds gets K comparable ones or one line)."""
+    if folds < 2:
+        raise UserError(f"out-of-fold probabilities need at least 2 folds, got {folds}")
+    n = len(labels)
+    if folds > n:
+        raise UserError(f"{folds} folds of {n} training samples would leave a fold empty: use ≤ {n} folds")
+    counts = np.bincount(np.asarray(labels, dtype=np.int64))
+    given = np.flatnonzero(counts)
+    smallest = int(given[np.argmin(counts[given])])
+    size = int(counts[smallest])
+    if size < folds:
+        name = f"'{class_names[smallest]}'" if class_names and smallest < len(class_names) else str(smallest)
+        raise UserError(
+            f"{folds} folds: class {name} has only {size} training sample(s) by its given label, so "
+            f"{folds - size} of the stratified folds would hold none of it: use --folds ≤ {size}"
+        )
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ def plan_folds(cfg: RunConfig, folds: int, *, workers: int, storage: Path) -> li
     if workers < 0:
         raise UserError(f"--workers {workers}: give 0 (each fold in its own process) or more Ray workers")
     check_storage(storage)
+    check_classes_fit(cfg, folds)
     runs = []
     for k in range(1, folds + 1):
         data = dataclasses.replace(cfg.data, folds=folds, holdout_fold=k)
@@ -71,6 +72,17 @@ def plan_folds(cfg: RunConfig, folds: int, *, workers: int, storage: Path) -> li
         check_run_dir(directory, fold_cfg)
         runs.append(FoldRun(k, fold_cfg, name, directory))
     return runs
+
+
+def check_classes_fit(cfg: RunConfig, folds: int) -> None:
+    """Every class of `cfg`'s training set (by its given, noisy label) has at least `folds` samples: the
+    data is prepared here as each fold run will prepare it, so a class too small is refused before any
+    fold run starts (or writes a folder)."""
+    from noisylab.folds import check_fold_count
+    from noisylab.prepare import prepare_data
+
+    bundle = prepare_data(cfg)
+    check_fold_count(bundle.noisy_labels, folds, class_names=bundle.class_names)
 
 
 @dataclass(frozen=True)
