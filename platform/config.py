@@ -73,8 +73,8 @@ class DataConfig:
     # Out-of-fold runs (`noisylab labels RUN --folds K`): the training set is split into `folds` folds,
     # stratified by the given label and seeded by `seed`; the run trains on all but fold `holdout_fold`
     # (1-based) and writes that fold's class probabilities (heldout.parquet). None: the whole set trains.
-    folds: int | None = None
-    holdout_fold: int | None = None
+    folds: int | None = None  # K: the folds of the training set (None: no fold is held out)
+    holdout_fold: int | None = None  # the fold this run never trains on and scores, 1..K
 
     @cached_property
     def noise_spec(self) -> NoiseSpec:

@@ -75,14 +75,17 @@ def plan_folds(cfg: RunConfig, folds: int, *, workers: int, storage: Path) -> li
 
 
 def check_classes_fit(cfg: RunConfig, folds: int) -> None:
-    """Every class of `cfg`'s training set (by its given, noisy label) has at least `folds` samples: the
-    data is prepared here as each fold run will prepare it, so a class too small is refused before any
-    fold run starts (or writes a folder)."""
-    from noisylab.folds import check_fold_count
-    from noisylab.prepare import prepare_data
+    """Every class of `cfg`'s training set (by its given, noisy label) has at least `folds` samples, and
+    the batch fits the smallest fold run's training part (K − 1 folds): the data is prepared here as each
+    fold run will prepare it, so either mistake is refused before any fold run starts (or writes a
+    folder), not K times inside them."""
+    from noisylab.folds import check_fold_count, stratified_folds
+    from noisylab.prepare import check_batch, prepare_data
 
     bundle = prepare_data(cfg)
     check_fold_count(bundle.noisy_labels, folds, class_names=bundle.class_names)
+    sizes = np.bincount(stratified_folds(bundle.noisy_labels, folds, seed=cfg.seed))[1:]
+    check_batch(cfg.batch_size, len(bundle.noisy_labels) - int(sizes.max()))
 
 
 @dataclass(frozen=True)
