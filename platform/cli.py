@@ -636,10 +636,16 @@ def plot(
     "  noisylab labels runs/RUN --output suspects.parquet   (writes suspects.parquet and "
     "suspects.pred_probs.npy)\n\n"
     "  noisylab labels runs/RUN --output pred_probs.npy   (writes pred_probs.npy alone; cleanlab: "
-    "find_label_issues(labels, pred_probs))"
+    "find_label_issues(labels, pred_probs))\n\n"
+    "  noisylab labels runs/RUN --folds 5 --output oof.parquet   (trains 5 fold runs of RUN's config beside "
+    "it; out-of-fold pred_probs, label issues ranked)"
 )
 def labels(
-    run_dir: Annotated[Path, typer.Argument(help="a finished run folder (holding samples.parquet)")],
+    click_ctx: typer.Context,
+    run_dir: Annotated[
+        Path,
+        typer.Argument(help="a finished run folder (holding samples.parquet); with --folds, any run folder"),
+    ],
     output: Annotated[
         Path,
         typer.Option(
@@ -653,18 +659,125 @@ def labels(
         bool,
         typer.Option("--overwrite", help="replace those files if they exist (without it they are kept)"),
     ] = False,
+    folds: Annotated[
+        int | None,
+        typer.Option(
+            help="out-of-fold pred_probs (cleanlab's workflow): train K fold runs of RUN's config, each on "
+            "K-1 folds stratified by the given label, and flag label issues with confident learning"
+        ),
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(help="with --folds: fold runs at once (default: as many as the CPUs hold, at most K)"),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="with --folds: Ray Train workers per fold run; 0 trains each fold in one process "
+            "(a local process, or a Ray task with --address)"
+        ),
+    ] = 0,
+    address: Annotated[
+        str | None,
+        typer.Option(help="with --folds: run the fold runs as tasks of this Ray cluster (e.g. auto)"),
+    ] = None,
+    storage: Annotated[
+        Path | None,
+        typer.Option(help="with --folds: folder of the fold runs (default: RUN's, beside it)"),
+    ] = None,
+    ranking: Annotated[
+        str,
+        typer.Option(
+            help="with --folds: who flags label issues: auto (cleanlab if installed, else builtin), "
+            "cleanlab, builtin (noisylab's confident learning)"
+        ),
+    ] = "auto",
 ) -> None:
-    """Export one row per training sample: index, given and final label, when it was relabelled or
-    selected, its last selection score, and the final class probabilities (cleanlab's pred_probs).
-    Existing files are never replaced without --overwrite."""
+    """Export one row per training sample: index, file (image folders), given label and its class name,
+    final label, when it was relabelled or selected, its last selection score, and the final class
+    probabilities (cleanlab's pred_probs). With --folds K: out-of-fold pred_probs from K fold runs and
+    each label's issue rank instead. Existing files are never replaced without --overwrite."""
     from noisylab.samples import export_samples, read_samples
 
     try:
-        written = export_samples(read_samples(run_dir), output, overwrite=overwrite)
+        if folds is None:
+            given = [
+                f"--{k}"
+                for k in ("jobs", "workers", "address", "storage", "ranking")
+                if getattr(click_ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"
+            ]
+            if given:
+                raise UserError(f"{', '.join(given)} only apply with --folds K (out-of-fold pred_probs)")
+            written = export_samples(read_samples(run_dir), output, overwrite=overwrite)
+        else:
+            written = export_out_of_fold(
+                run_dir,
+                output,
+                overwrite=overwrite,
+                folds=folds,
+                jobs=jobs,
+                workers=workers,
+                address=address,
+                storage=storage,
+                ranking=ranking,
+            )
     except UserError as e:
-        raise fail(str(e)) from None
+        raise fail(str(e), e.exit_code) from None
     for path in written:
         typer.echo(f"wrote {path}", err=True)
+
+
+def export_out_of_fold(
+    run_dir: Path,
+    output: Path,
+    *,
+    overwrite: bool,
+    folds: int,
+    jobs: int | None,
+    workers: int,
+    address: str | None,
+    storage: Path | None,
+    ranking: str,
+) -> list[Path]:
+    """`labels --folds`: every check first (the output, the ranking, the K fold configs and their
+    folders), then the fold runs, then the out-of-fold table with its label issues."""
+    import numpy as np
+
+    from noisylab.config import load_config_json
+    from noisylab.issues import check_ranking, find_issues, score_flags, with_issues
+    from noisylab.oof import out_of_fold_table, plan_folds, run_folds
+    from noisylab.runner import CONFIG_FILE
+    from noisylab.samples import check_export, export_samples
+
+    def say(line: str) -> None:
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    check_export(output, overwrite=overwrite)
+    chosen = check_ranking(ranking)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise UserError(
+            f"{run_dir} holds no {CONFIG_FILE}: point --folds at a run folder (`noisylab run` makes one)"
+        )
+    cfg = load_config_json(run_dir / CONFIG_FILE)
+    runs = plan_folds(cfg, folds, workers=workers, storage=storage or run_dir.resolve().parent)
+    outcome = run_folds(runs, jobs=jobs, address=address, write=say)
+    table = out_of_fold_table(runs)
+    given = table["given_label"].to_numpy()
+    issues = find_issues(given, np.asarray(table["pred_probs"].to_numpy()), ranking=chosen)
+    table = with_issues(table, issues)
+    written = export_samples(table, output, overwrite=overwrite)
+    say(
+        f"out-of-fold pred_probs of {table.height:,} samples from {folds} fold runs "
+        f"({outcome.trained} trained in {outcome.seconds:.0f} s, {outcome.reused} finished before); "
+        f"{int(issues.flagged.sum()):,} label issues flagged by {issues.by}"
+    )
+    score = score_flags(issues.flagged, given, table["clean_label"].to_numpy())
+    if score.wrong:  # synthetic noise: the clean labels are known
+        say(
+            f"against the clean labels: precision {100 * score.precision:.1f} %, recall "
+            f"{100 * score.recall:.1f} % ({score.wrong:,} of {table.height:,} given labels are wrong)"
+        )
+    return written
 
 
 @app.command()

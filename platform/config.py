@@ -70,6 +70,11 @@ class DataConfig:
     noise: str = "idn:0.3"  # NoiseSpec text: idn:τ | sym:r | pair:r | none | file:PATH[#key]
     crop_padding: int = 4  # pixels of reflect padding before the random crop of weak augmentation
     flip: bool = True  # random horizontal flips (turn off for digits and other chiral images)
+    # Out-of-fold runs (`noisylab labels RUN --folds K`): the training set is split into `folds` folds,
+    # stratified by the given label and seeded by `seed`; the run trains on all but fold `holdout_fold`
+    # (1-based) and writes that fold's class probabilities (heldout.parquet). None: the whole set trains.
+    folds: int | None = None  # K: the folds of the training set (None: no fold is held out)
+    holdout_fold: int | None = None  # the fold this run never trains on and scores, 1..K
 
     @cached_property
     def noise_spec(self) -> NoiseSpec:
@@ -216,11 +221,26 @@ class RunConfig:
     def fingerprint(self) -> str:
         """Hash of everything that changes what a run computes (every setting: workers split batches)."""
         settings = {k: v for k, v in self.to_dict().items() if k != "resolved"}
+        settings["data"] = data_settings(self.data)
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         return _build(cls, data, prefix="")
+
+
+FOLD_FIELDS = ("folds", "holdout_fold")
+
+
+def data_settings(data: DataConfig) -> dict[str, Any]:
+    """`data` as the hashes of a run see it (its fingerprint, its pre-training's cache key). A config that
+    holds no fold out hashes without the fold fields, as it did before they existed: runs and cached
+    pre-trainings made then are still found by the same command."""
+    settings = dataclasses.asdict(data)
+    if data.folds is None and data.holdout_fold is None:
+        for name in FOLD_FIELDS:
+            del settings[name]
+    return settings
 
 
 # ---- overrides by dotted path --------------------------------------------------------------
@@ -425,6 +445,7 @@ def validate(cfg: RunConfig, *, methods: tuple[str, ...]) -> RunConfig:
         raise UserError(f"data.crop_padding must be ≥ 0, got {d.crop_padding}")
     if d.image_size is not None:
         positive("data.image_size", d.image_size, minimum=8)
+    _validate_folds(d)
     positive("model.width", cfg.model.width, minimum=1)
     positive("model.proj_dim", cfg.model.proj_dim, minimum=1)
     for name, value in (
@@ -492,6 +513,8 @@ _INT_BOUNDS: dict[str, int] = {
     "lsl.views": 64,
     "selfie.restarts": 100,  # each restart trains the whole budget again
     "mentornet.mentor_hidden": 65_536,
+    "data.folds": 1_000,  # each fold is a whole training run
+    "data.holdout_fold": 1_000,
 }
 _EPOCH_FIELD = re.compile(r"(^|_)epochs$")
 
@@ -523,6 +546,23 @@ def _validate_ints(cfg: RunConfig) -> None:
                 f"config field '{path}' must be ≤ {bound:,}, got {shown}: choose a smaller value "
                 "(`noisylab fields` says what it counts)"
             )
+
+
+def _validate_folds(d: DataConfig) -> None:
+    """Both fold fields or neither; the held-out fold one of the folds."""
+    if (d.folds is None) != (d.holdout_fold is None):
+        raise UserError(
+            "data.folds and data.holdout_fold go together (K folds, the one of them held out): set both, "
+            "or neither to train on the whole set (`noisylab labels RUN --folds K` sets them for you)"
+        )
+    if d.folds is None or d.holdout_fold is None:
+        return
+    positive("data.folds", d.folds, minimum=2)
+    if not 1 <= d.holdout_fold <= d.folds:
+        raise UserError(
+            f"data.holdout_fold must lie in 1..{d.folds} (one of the data.folds={d.folds} folds), "
+            f"got {d.holdout_fold}"
+        )
 
 
 def _validate_refine(r: RefineConfig) -> None:

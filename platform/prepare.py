@@ -6,6 +6,7 @@ Everything a user can get wrong about data surfaces here, before any worker star
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from noisylab.config import RunConfig
 from noisylab.data import ImageSet, load_dataset, source_path
 from noisylab.data.source import DataSource, describe_source
 from noisylab.errors import UserError
-from noisylab.noise import NoisyLabels, make_noisy_labels
+from noisylab.folds import HeldOutFold, stratified_folds
+from noisylab.noise import NoisyLabels, make_noisy_labels, transition_matrix
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class DataBundle:
     noise: NoisyLabels  # the noisy labels again, with their realised rate and transition matrix
     source: DataSource | None = None  # where the data was read from, and its fingerprint
     train_index: np.ndarray | None = None  # int64 [N]: each training sample's position in the full set
+    train_files: tuple[str, ...] | None = None  # [N] paths relative to the data root (image-file formats)
+    holdout: HeldOutFold | None = None  # an out-of-fold run's held-out fold (data.folds): never trained on
 
     @property
     def num_classes(self) -> int:
@@ -91,7 +95,8 @@ def prepare_data(cfg: RunConfig, *, say: Callable[[str], None] | None = None) ->
     all_x, all_y = ds.train.images.numpy(), ds.train.labels.numpy().astype(np.int64)
     check_geometry(all_x.shape[-2:], d.crop_padding)
     train_idx = _subset(ds.train, d.train_subset, d.subset_seed)
-    check_batch(cfg.batch_size, len(train_idx))
+    if d.folds is None:  # a fold run's training part is known once the noisy labels are
+        check_batch(cfg.batch_size, len(train_idx))
     test_idx = _subset(ds.test, d.test_subset, d.subset_seed + 1)
     noise = make_noisy_labels(
         d.noise_spec,
@@ -103,7 +108,8 @@ def prepare_data(cfg: RunConfig, *, say: Callable[[str], None] | None = None) ->
         keep=train_idx,
         say=say,
     )
-    return DataBundle(
+    files = ds.train.files
+    bundle = DataBundle(
         dataset=source.name,
         class_names=ds.train.class_names,
         train_images=np.ascontiguousarray(all_x[train_idx]),
@@ -114,4 +120,48 @@ def prepare_data(cfg: RunConfig, *, say: Callable[[str], None] | None = None) ->
         noise=noise,
         source=source,
         train_index=train_idx.astype(np.int64),
+        train_files=tuple(files[i] for i in train_idx) if files is not None else None,
+    )
+    if d.folds is None or d.holdout_fold is None:
+        return bundle
+    held_out = hold_out(bundle, folds=d.folds, fold=d.holdout_fold, seed=cfg.seed)
+    check_batch(cfg.batch_size, len(held_out.noisy_labels))
+    return held_out
+
+
+def hold_out(bundle: DataBundle, *, folds: int, fold: int, seed: int) -> DataBundle:
+    """`bundle` training on all folds but `fold` of `folds.stratified_folds(noisy labels, folds, seed)`,
+    the held-out fold beside it (`DataBundle.holdout`). The realised noise rate and transition matrix
+    describe the samples the run trains on."""
+    assignment = stratified_folds(bundle.noisy_labels, folds, seed=seed)
+    train, out = np.flatnonzero(assignment != fold), np.flatnonzero(assignment == fold)
+    index = bundle.train_index if bundle.train_index is not None else np.arange(len(assignment))
+    files = bundle.train_files
+
+    def pick(rows: np.ndarray) -> tuple[str, ...] | None:
+        return tuple(files[i] for i in rows) if files is not None else None
+
+    clean, noisy = bundle.clean_labels[train], bundle.noisy_labels[train]
+    noise = NoisyLabels(
+        labels=noisy,
+        realised_rate=float(np.mean(noisy != clean)),
+        transition=transition_matrix(clean, noisy, bundle.num_classes),
+    )
+    return dataclasses.replace(
+        bundle,
+        train_images=np.ascontiguousarray(bundle.train_images[train]),
+        clean_labels=clean,
+        noisy_labels=noisy,
+        noise=noise,
+        train_index=index[train],
+        train_files=pick(train),
+        holdout=HeldOutFold(
+            fold=fold,
+            images=np.ascontiguousarray(bundle.train_images[out]),
+            position=out.astype(np.int64),
+            dataset_index=index[out],
+            given=bundle.noisy_labels[out],
+            clean=bundle.clean_labels[out],
+            files=pick(out),
+        ),
     )

@@ -6,6 +6,7 @@ Layout of a run under the storage folder (default `./runs`):
     runs/<name>/checkpoint_*/    Ray Train checkpoints (state.pt), one per epoch, newest kept
     runs/<name>/metrics.jsonl    one JSON line per finished epoch, written as the run goes (live.py)
     runs/<name>/samples.parquet  per training sample: labels, selections, final class probabilities
+    runs/<name>/heldout.parquet  a fold run's (data.folds) held-out fold: out-of-fold probabilities
     runs/<name>/record.parquet   the result record, written atomically when the run ends
 
 Running the same command again resumes an unfinished run from its last checkpoint, and reports a
@@ -47,7 +48,7 @@ from noisylab.names import check_component
 from noisylab.prepare import cache_dir, prepare_data
 from noisylab.results import RECORD_FILE, build_record, now, read_record, write_record
 from noisylab.runtime import CACHED, STATE_FILE, load_payload
-from noisylab.samples import SAMPLES_FILE, sample_table, write_samples
+from noisylab.samples import HELDOUT_FILE, SAMPLES_FILE, heldout_table, sample_table, write_samples
 from noisylab.trainables import get_method, method_names, method_networks
 from noisylab.worker import WorkerSpec, run_local, train_loop
 
@@ -67,7 +68,9 @@ class RunOutcome:
 
 def default_name(cfg: RunConfig) -> str:
     noise = cfg.data.noise.replace(":", "").replace("/", "_").replace("#", "_")
-    return f"{cfg.method}-{cfg.data.dataset}-{noise}-{cfg.profile}-s{cfg.seed}-{cfg.fingerprint()[:6]}"
+    d = cfg.data
+    fold = f"-fold{d.holdout_fold}of{d.folds}" if d.folds is not None else ""
+    return f"{cfg.method}-{d.dataset}-{noise}-{cfg.profile}-s{cfg.seed}{fold}-{cfg.fingerprint()[:6]}"
 
 
 def _stderr_line(line: str) -> None:
@@ -390,8 +393,25 @@ def _train(
                 probs=result["probs"],
                 tracked=result.get("tracked"),
                 dataset_index=bundle.train_index,
+                class_names=bundle.class_names,
+                files=bundle.train_files,
             ),
             directory / SAMPLES_FILE,
+        )
+    held_out = bundle.holdout
+    if held_out is not None:  # before the record: a finished fold run always has its held-out table
+        write_samples(
+            heldout_table(
+                fold=held_out.fold,
+                position=held_out.position,
+                dataset_index=held_out.dataset_index,
+                given=held_out.given,
+                clean=held_out.clean,
+                probs=result["heldout_probs"],
+                class_names=bundle.class_names,
+                files=held_out.files,
+            ),
+            directory / HELDOUT_FILE,
         )
     write_record(record, record_path)  # last: its presence means the run is complete
     return RunOutcome(name, directory, record, resumed=resumed, already_done=False)

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from noisylab.atomic import set_aside, write_with
-from noisylab.config import Optimizer, RunConfig
+from noisylab.config import Optimizer, RunConfig, data_settings
 from noisylab.data.augment import Augmenter
 from noisylab.engine import (
     BatchFn,
@@ -424,7 +424,8 @@ def pretrain_cache_key(cfg: RunConfig, *, networks: int, world_size: int) -> str
     network in the run's state, and with several workers every rank would have to see the same cache."""
     if cfg.pretrain.method != "simclr" or cfg.pretrain.epochs == 0 or world_size != 1:
         return None
-    data = dataclasses.asdict(cfg.data) | {"noise": None}  # the images, not their labels
+    # The images, not their labels; but a fold run's images are the folds its noisy labels stratified.
+    data = data_settings(cfg.data) | ({"noise": None} if cfg.data.folds is None else {})
     what = {
         "data": data,
         "model": dataclasses.asdict(cfg.model),

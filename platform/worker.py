@@ -118,20 +118,22 @@ def pretrain_cache(spec: WorkerSpec, world: World) -> PretrainCache | None:
     return PretrainCache(Path(spec.pretrain_cache), key) if key is not None else None
 
 
-def outcome(state: TrainState, ctx: Context, attempt: str) -> dict[str, Any]:
+def outcome(state: TrainState, ctx: Context, attempt: str, bundle: DataBundle) -> dict[str, Any]:
     """What rank 0 hands back to the driver: every step's metrics, the final training labels, the
-    per-sample data of `samples.parquet`, and the seconds of the attempts before `attempt`. Every rank
-    must call it (the final scan all-gathers)."""
-    from noisylab.samples import TRACKED, final_probabilities
+    per-sample data of `samples.parquet` (and a fold run's `heldout.parquet`), and the seconds of the
+    attempts before `attempt`. Every rank must call it (the final scans all-gather)."""
+    from noisylab.samples import TRACKED, final_probabilities, heldout_probabilities
 
     labels = state.labels.numpy() if state.labels is not None else None
     probs = final_probabilities(ctx)
+    held_out = heldout_probabilities(ctx, bundle.holdout.images) if bundle.holdout is not None else None
     # numpy, not tensors: Ray Train refuses to return tensors from the training function
     tracked = {k: v.numpy() for k, v in state.extra.items() if k in TRACKED}
     return {
         "history": state.history,
         "labels": labels,
         "probs": probs,
+        "heldout_probs": held_out,
         "tracked": tracked,
         "earlier_attempts": state.earlier_attempts(attempt),
     }
@@ -164,7 +166,7 @@ def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
     )
     if trackers is not None:
         trackers.close()
-    return outcome(state, ctx, spec.attempt)
+    return outcome(state, ctx, spec.attempt, bundle)
 
 
 def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
@@ -208,7 +210,7 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
     finally:
         if trackers is not None:
             trackers.close()
-    result = outcome(state, ctx, spec.attempt)
+    result = outcome(state, ctx, spec.attempt, bundle)
     return result if world.is_main else None
 
 

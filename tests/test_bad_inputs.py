@@ -789,6 +789,42 @@ CASES: list[Case] = [
         "is not a noisylab samples table (it lacks the columns index",
     ),
     Case(
+        "labels --folds 1",
+        finished_run,
+        ["labels", "{tmp}/runs/done", "--folds", "1", "--output", "{tmp}/oof.parquet"],
+        2,
+        "--folds 1: out-of-fold probabilities need at least 2 folds",
+    ),
+    Case(
+        # 128 digits, about 13 of each class: 50 folds cannot all hold one of each.
+        "labels --folds larger than a class",
+        finished_run,
+        ["labels", "{tmp}/runs/done", "--folds", "50", "--output", "{tmp}/oof.parquet"],
+        2,
+        "of the stratified folds would hold none of it: use --folds ≤ ",
+    ),
+    Case(
+        "labels --folds with more --jobs than CPUs",
+        finished_run,
+        ["labels", "{tmp}/runs/done", "--folds", "3", "--jobs", "9999", "--output", "{tmp}/oof.parquet"],
+        2,
+        "--jobs 9999 would run more fold runs at once than this machine's",
+    ),
+    Case(
+        "labels --folds with an unknown ranking",
+        finished_run,
+        ["labels", "{tmp}/runs/done", "--folds", "3", "--ranking", "magic", "--output", "{tmp}/oof.parquet"],
+        2,
+        "--ranking magic: choose one of auto, cleanlab, builtin",
+    ),
+    Case(
+        "labels --jobs without --folds",
+        finished_run,
+        ["labels", "{tmp}/runs/done", "--jobs", "2", "--output", "{tmp}/y.csv"],
+        2,
+        "--jobs only apply with --folds K",
+    ),
+    Case(
         "report --output under a file",
         a_file,
         ["report", "--study", "fmnist_cpu", "--format", "markdown", "--output", "{tmp}/afile/t.md"],

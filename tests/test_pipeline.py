@@ -134,6 +134,9 @@ def test_samples_of_a_run_and_their_export(digits_npz: Path, tmp_path: Path) -> 
     assert samples["last_score"].is_not_nan().all()
     kept = samples["dataset_index"].to_numpy()  # the class-balanced subset of the 1,400 training digits
     assert len(set(kept)) == n and kept.max() < 1400 and (np.diff(kept) > 0).all()
+    # The given label's class name (an .npz names its classes by number) and no files: arrays have none.
+    assert samples["class_name"].to_list() == [str(y) for y in samples["given_label"].to_list()]
+    assert "file" not in samples.columns
 
     out = tmp_path / "suspects.parquet"
     result = CliRunner().invoke(app, ["labels", str(outcome.directory), "--output", str(out)])

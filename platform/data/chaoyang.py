@@ -18,6 +18,7 @@ from noisylab.data.images import (
     labels_tensor,
     numeric_class_names,
     read_images,
+    relative_files,
 )
 from noisylab.errors import UserError
 
@@ -76,6 +77,7 @@ def load_chaoyang(root: Path, *, image_size: int | None = None) -> Dataset:
             read_images([p for p, _ in pairs], mode="RGB", image_size=size),
             labels_tensor([label for _, label in pairs]),
             classes,
+            relative_files([p for p, _ in pairs], root),
         )
         for split, pairs in splits.items()
     }

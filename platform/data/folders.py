@@ -11,7 +11,14 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from noisylab.data.images import IMAGE_EXTENSIONS, Dataset, ImageSet, labels_tensor, read_images
+from noisylab.data.images import (
+    IMAGE_EXTENSIONS,
+    Dataset,
+    ImageSet,
+    labels_tensor,
+    read_images,
+    relative_files,
+)
 from noisylab.errors import UserError
 
 DEFAULT_IMAGE_SIZE = 224  # for folders of mixed sizes: ImageNet's, what timm's models expect
@@ -66,21 +73,36 @@ def class_folders(split_dir: Path) -> dict[str, list[Path]]:
 
 
 def _load_split(
-    folders: dict[str, list[Path]], class_names: tuple[str, ...], *, mode: str, image_size: int
+    folders: dict[str, list[Path]],
+    class_names: tuple[str, ...],
+    *,
+    mode: str,
+    image_size: int,
+    data_root: Path,
 ) -> ImageSet:
     paths: list[Path] = []
     labels: list[int] = []
     for label, name in enumerate(class_names):
         paths.extend(folders[name])
         labels.extend([label] * len(folders[name]))
-    return ImageSet(read_images(paths, mode=mode, image_size=image_size), labels_tensor(labels), class_names)
+    images = read_images(paths, mode=mode, image_size=image_size)
+    return ImageSet(images, labels_tensor(labels), class_names, relative_files(paths, data_root))
 
 
-def load_class_folders(name: str, root: Path, *, mode: str, image_size: int | None, hint: str) -> Dataset:
+def load_class_folders(
+    name: str,
+    root: Path,
+    *,
+    mode: str,
+    image_size: int | None,
+    hint: str,
+    data_root: Path | None = None,
+) -> Dataset:
     """root/{train,test}/<class>/* decoded to `mode` ("L" or "RGB") at image_size x image_size; when
     image_size is None, at the images' own size if they all share one square size, else 224.
 
-    `hint` is the dataset-specific advice appended to a missing-root error.
+    `hint` is the dataset-specific advice appended to a missing-root error. Each image's file is kept
+    relative to `data_root` (the folder the user named; default `root`).
     """
     if not root.is_dir():
         raise UserError(f"{name} not found: {root} is not a folder; {hint}")
@@ -97,10 +119,11 @@ def load_class_folders(name: str, root: Path, *, mode: str, image_size: int | No
             f"(only in train: {only_train}, only in test: {only_test}); give both splits the same classes"
         )
     class_names = tuple(sorted(train))
+    base = root if data_root is None else data_root
     return Dataset(
         name=name,
-        train=_load_split(train, class_names, mode=mode, image_size=size),
-        test=_load_split(test, class_names, mode=mode, image_size=size),
+        train=_load_split(train, class_names, mode=mode, image_size=size, data_root=base),
+        test=_load_split(test, class_names, mode=mode, image_size=size, data_root=base),
     )
 
 
@@ -110,11 +133,13 @@ def load_chest_xray(root: Path, *, image_size: int | None = None) -> Dataset:
     The Kaggle archive unpacks into an extra `chest_xray/` folder; that level is accepted too.
     Its tiny `val/` split is ignored.
     """
+    given = root
     if not (root / "train").is_dir() and (root / "chest_xray" / "train").is_dir():
         root = root / "chest_xray"
     return load_class_folders(
         "chest-xray",
         root,
+        data_root=given,  # files as `chest_xray/train/...` then: found again from the folder given
         mode="L",
         image_size=image_size,
         hint="unpack Kermany's ChestXRay2017 archive there (train/NORMAL, train/PNEUMONIA, test/...) "

@@ -34,12 +34,15 @@ class ImageSet:
     """Images and their (possibly noisy) labels, held in memory.
 
     images: uint8 [N, C, H, W], contiguous.  labels: int64 [N] in [0, len(class_names)).
+    files: for sets read from image files, each image's path relative to the data root (POSIX
+    separators), so a sample flagged later can be opened; None for array formats (IDX, CIFAR, npz).
     `eq=False` because tensors have no single truth value; compare fields explicitly.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     class_names: tuple[str, ...]
+    files: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         """Check the invariants once here so no trainer has to re-check them per batch."""
@@ -55,6 +58,8 @@ class ImageSet:
             )
         if not self.class_names:
             raise ValueError("ImageSet needs at least one class name")
+        if self.files is not None and len(self.files) != self.images.shape[0]:
+            raise ValueError(f"ImageSet.files must name {self.images.shape[0]} images, got {len(self.files)}")
         object.__setattr__(self, "class_names", tuple(str(name) for name in self.class_names))
         if not self.images.is_contiguous():
             object.__setattr__(self, "images", self.images.contiguous())
@@ -79,8 +84,15 @@ class ImageSet:
     def subset(self, indices: torch.Tensor) -> ImageSet:
         """The samples at `indices` (int64 positions or a bool mask [N]), same class names."""
         index = indices.to(self.images.device)
+        files = None
+        if self.files is not None:
+            positions = torch.arange(len(self))[indices.cpu()] if indices.dtype == torch.bool else indices
+            files = tuple(self.files[int(i)] for i in positions.cpu())
         return ImageSet(
-            self.images[index].contiguous(), self.labels[index.to(self.labels.device)], self.class_names
+            self.images[index].contiguous(),
+            self.labels[index.to(self.labels.device)],
+            self.class_names,
+            files,
         )
 
 
@@ -213,6 +225,19 @@ def read_image(path: Path, *, mode: str, image_size: int) -> np.ndarray:
         raise UserError(
             f"cannot read image {path} ({exc}); the file is corrupt or not an image: replace or delete it"
         ) from exc
+
+
+def relative_files(paths: Sequence[Path], root: Path) -> tuple[str, ...]:
+    """Each path relative to `root` (the data root the user gave), POSIX separators: what
+    `samples.parquet` records in `file`, so `root / file` opens the image on any machine. A path outside
+    `root` (a label file may point elsewhere) stays as it was written."""
+    out = []
+    for path in paths:
+        try:
+            out.append(path.relative_to(root).as_posix())
+        except ValueError:
+            out.append(path.as_posix())
+    return tuple(out)
 
 
 def read_images(paths: Sequence[Path], *, mode: str, image_size: int) -> torch.Tensor:

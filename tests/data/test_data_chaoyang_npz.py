@@ -41,6 +41,7 @@ def test_chaoyang_round_trip(tmp_path: Path) -> None:
     assert data.train.images.shape == (5, 3, 5, 5) and data.train.images.dtype == torch.uint8
     assert data.train.labels.tolist() == [0, 3, 1, 2, 2]
     assert np.array_equal(data.test.images[1].permute(1, 2, 0).numpy(), written["test"][1])
+    assert data.test.files == ("test/0-IMG000-1.png", "test/1-IMG001-0.png")  # the JSON's names
 
 
 def test_chaoyang_default_size_and_numeric_names(tmp_path: Path) -> None:
@@ -112,6 +113,7 @@ def test_npz_grayscale_round_trip(tmp_path: Path) -> None:
     assert data.train.labels.tolist() == [0, 1, 2, 4, 1, 0, 2]
     assert data.test.labels.tolist() == [3, 0, 1]
     assert data.train.class_names == ("0", "1", "2", "3", "4")  # val's label 9 is ignored
+    assert data.train.files is None  # an array format names no files
 
 
 def test_npz_rgb_from_folder_and_resize(tmp_path: Path) -> None:

@@ -65,6 +65,9 @@ def test_chest_xray_jpeg_and_kaggle_nesting(tmp_path: Path) -> None:
     assert data.test.images.shape == (2, 1, 16, 16)
     means = data.test.images.float().mean(dim=(1, 2, 3))
     assert torch.allclose(means, torch.tensor([40.0, 200.0]), atol=2)
+    # Files are named from the folder the user gave, through the archive's own level: root / file opens them.
+    assert data.train.files == ("chest_xray/train/NORMAL/x.jpeg", "chest_xray/train/PNEUMONIA/x.jpeg")
+    assert all((tmp_path / f).is_file() for f in data.test.files or ())
 
 
 def test_imagefolder_rgb_exact(tmp_path: Path) -> None:
@@ -74,6 +77,13 @@ def test_imagefolder_rgb_exact(tmp_path: Path) -> None:
     assert data.train.images.shape == (4, 3, 6, 6)
     assert data.train.labels.tolist() == [0, 1, 1, 2]
     assert np.array_equal(data.train.images[2].permute(1, 2, 0).numpy(), written["train/cat"][1])
+    # Each image's file, relative to the data root, in the images' order: image 2 is train/cat/1.png.
+    assert data.train.files == ("train/ant/0.png", "train/cat/0.png", "train/cat/1.png", "train/dog/0.png")
+    assert data.test.files is not None and data.test.files[0] == "test/ant/0.png"
+    picked = data.train.subset(torch.tensor([3, 1]))
+    assert picked.files == ("train/dog/0.png", "train/cat/0.png")
+    masked = data.train.subset(torch.tensor([False, True, True, False]))
+    assert masked.files == ("train/cat/0.png", "train/cat/1.png") and masked.labels.tolist() == [1, 1]
 
 
 def test_imagefolder_resizes_to_requested_size(tmp_path: Path) -> None:
