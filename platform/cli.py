@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from noisylab.consoles import OutputConsole
 from noisylab.errors import Interrupted, UserError
 
-out = Console()
-err = Console(stderr=True)
+# Off a terminal (a pipe, a file) nothing is wrapped or cut: see noisylab/consoles.py.
+out = OutputConsole()
+err = OutputConsole(stderr=True)
 
 
 class OneLineGroup(TyperGroup):
@@ -664,22 +665,51 @@ def labels(
         typer.echo(f"wrote {path}", err=True)
 
 
+FIELD_FORMATS = ("table", "csv", "json")
+
+
 @app.command()
-def fields() -> None:
+def fields(
+    format_: Annotated[
+        str, typer.Option("--format", help="table (terminal), csv or json: one row per field, whole text")
+    ] = "table",
+) -> None:
     """List every config field that --set (and sweeps, and --config files) can change: its type, its
     default before a profile, and what it means (from the comments of noisylab/config.py and of the
     section modules, noisylab/sections/).
 
-    Examples: noisylab fields ; noisylab run --set refine.threshold=0.5
+    Examples: noisylab fields ; noisylab fields | grep lr ; noisylab fields --format csv > fields.csv ;
+    noisylab run --set refine.threshold=0.5
     """
     from noisylab.config import RunConfig, type_name
     from noisylab.fielddocs import describe_fields
 
+    if format_ not in FIELD_FORMATS:
+        raise fail(f"unknown format '{format_}': choose one of {', '.join(FIELD_FORMATS)}")
     defaults = _flatten(RunConfig().to_dict())
+    # A terminal gets the first 160 characters of long comments; a pipe, a file, CSV and JSON the whole.
+    whole = format_ != "table" or not out.is_terminal
+    rows = [
+        {"field": path, "type": type_name(tp), "default": json.dumps(defaults[path]), "what": text}
+        for path, (tp, text) in describe_fields(limit=None if whole else 160).items()
+    ]
+    if format_ == "json":
+        typer.echo(json.dumps(rows, indent=1, ensure_ascii=False))
+        return
+    if format_ == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        typer.echo(buffer.getvalue(), nl=False)
+        return
     table = Table("field", "type", "default", "what", title="config fields (defaults before a profile)")
-    for path, (tp, text) in describe_fields().items():
-        table.add_row(path, type_name(tp), json.dumps(defaults[path]), text)
-    out.print(table)
+    for row in rows:
+        table.add_row(*row.values())
+    out.print(table, markup=False, highlight=False)
 
 
 @app.command()
@@ -786,7 +816,8 @@ def print_summary(record: dict[str, Any], directory: Path) -> None:
                 _pct(row["label_acc"]),
             )
         out.print(it)
-    out.print(f"record: {directory / 'record.parquet'}", markup=False, highlight=False)
+    # soft_wrap: one line that the terminal may fold, never a path cut in two by rich
+    out.print(f"record: {directory / 'record.parquet'}", markup=False, highlight=False, soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover - console-script entry

@@ -120,7 +120,8 @@ def render_text(tables: Sequence[Titled], fmt: str) -> str:
     raise UserError(f"--format {fmt} cannot be shown on the terminal: give --output FILE")
 
 
-LONG_TEXT = ("source",)  # columns of prose (a paper and its table): cut on the terminal, whole in exports
+# Columns of prose (a paper and its table): cut on a terminal; whole in a pipe, a file and every export.
+LONG_TEXT = ("source",)
 LONG_TEXT_WIDTH = 24  # characters
 
 
@@ -130,7 +131,7 @@ def print_tables(tables: Sequence[Titled], console: Console) -> None:
         for name, dtype in t.frame.schema.items():
             if _numeric(dtype):
                 table.add_column(name, justify="right")
-            elif name in LONG_TEXT:  # one line a row on the terminal; exports keep the whole text
+            elif name in LONG_TEXT and console.is_terminal:  # one line a row; a pipe gets the whole text
                 table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=LONG_TEXT_WIDTH)
             else:
                 table.add_column(name)

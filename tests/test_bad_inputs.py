@@ -746,6 +746,10 @@ CASES: list[Case] = [
         "cannot be used (it is not a readable .npy array): set aside as",
         CACHE_ENV,
     ),
+    # listings
+    Case(
+        "fields --format xml", None, ["fields", "--format", "xml"], 2, "unknown format 'xml': choose one of"
+    ),
     # show and report
     Case(
         "show a foreign file", corrupt_record, ["show", "{tmp}/runs/done/record.parquet"], 2, "not a noisylab"
