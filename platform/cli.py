@@ -73,8 +73,37 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
+    # click wraps help at 80 columns whatever the terminal; up to 120 keeps option texts whole
+    context_settings={"max_content_width": 120},
     help="noisylab: train image classifiers on noisy labels (the report's pipeline, its baselines) on Ray.",
 )
+
+
+def _print_version(asked: bool) -> None:
+    if not asked:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    from noisylab.results import git_revision
+
+    try:
+        number = version("noisylab")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        number = "unknown"
+    typer.echo(f"noisylab {number} (git {git_revision()})")
+    raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and git revision"
+        ),
+    ] = False,
+) -> None:
+    pass  # the group's own options; the help text is the app's
 
 
 def fail(message: str, code: int = UserError.exit_code) -> typer.Exit:
@@ -122,7 +151,14 @@ def run(
         str,
         typer.Option(help="fashion-mnist, mnist, cifar10, cifar100, chest-xray, chaoyang, imagefolder, npz"),
     ] = "fashion-mnist",
-    noise: Annotated[str, typer.Option(help="idn:τ | sym:r | pair:r | none | file:PATH[#key]")] = "idn:0.3",
+    noise: Annotated[
+        str | None,
+        typer.Option(
+            help="idn:τ | sym:r | pair:r | none | file:PATH[#key]; default idn:0.3, and none for your own "
+            "npz or imagefolder data (its labels are taken as the noisy ones)",
+            show_default=False,
+        ),
+    ] = None,
     method: Annotated[
         str,
         typer.Option(
@@ -185,7 +221,7 @@ def run(
     """Train one run to the end (or resume it) and write its result record."""
     from noisylab.config import parse_assignment
     from noisylab.configfile import read_overrides
-    from noisylab.profiles import PROFILES, make_config
+    from noisylab.profiles import PROFILES, make_config, own_data_noise
     from noisylab.runner import execute
     from noisylab.trackers import check_loggers
 
@@ -218,11 +254,15 @@ def run(
         chosen = profile or from_file.get("profile") or default_profile()
         cfg = make_config(chosen, overrides)
         loggers = check_loggers(logger or [])
+        lines = [f"profile {chosen}: {PROFILES[chosen].description}"]
+        if own_data_noise(overrides):
+            lines.append(
+                f"noise none: the labels of your own {cfg.data.dataset} data are taken as the noisy ones "
+                "(--noise idn:0.3, sym:0.2, ... adds synthetic noise to them)"
+            )
 
         def announce(message: str) -> None:
-            err.print(
-                f"{message}\nprofile {chosen}: {PROFILES[chosen].description}", markup=False, highlight=False
-            )
+            err.print("\n".join([message, *lines]), markup=False, highlight=False)
 
         outcome = execute(
             cfg,
@@ -359,7 +399,7 @@ def print_plan(spec: Any, profile: str, overrides: dict[str, Any]) -> None:
     """The trials a sweep would run, after checking every one of them."""
     from noisylab.confdiff import flatten, value_text
     from noisylab.profiles import PROFILES
-    from noisylab.sweep import describe_domain, plan
+    from noisylab.sweep import check_data, describe_domain, plan
 
     configs = plan(spec, profile, overrides)
     sweep_profile = spec.profile(profile)
@@ -382,6 +422,7 @@ def print_plan(spec: Any, profile: str, overrides: dict[str, Any]) -> None:
         + (f"; {spec.scheduler.upper()} early stopping" if spec.scheduler != "fifo" else ""),
         highlight=False,
     )
+    check_data(configs)  # after the plan: the trials are listed, then what they could not read
 
 
 @app.command()
@@ -725,6 +766,8 @@ def methods() -> None:
         if name in VARIANTS:
             v = VARIANTS[name]
             what = f"{v.base} with {', '.join(f'{k}={x}' for k, x in v.overrides.items())}: {v.description}"
+        elif own := getattr(METHODS[name](), "description", ""):
+            what = own  # one module defining several methods (robust_losses) describes each apart
         else:
             doc = inspect.getdoc(inspect.getmodule(METHODS[name])) or ""  # the module that defines it
             what = doc.split("\n\n")[0].replace("\n", " ")

@@ -32,6 +32,7 @@ class DataBundle:
     noise: NoisyLabels  # the noisy labels again, with their realised rate and transition matrix
     source: DataSource | None = None  # where the data was read from, and its fingerprint
     train_index: np.ndarray | None = None  # int64 [N]: each training sample's position in the full set
+    notes: tuple[str, ...] = ()  # what the files held besides what the run uses (`Dataset.notes`)
 
     @property
     def num_classes(self) -> int:
@@ -114,4 +115,5 @@ def prepare_data(cfg: RunConfig, *, say: Callable[[str], None] | None = None) ->
         noise=noise,
         source=source,
         train_index=train_idx.astype(np.int64),
+        notes=ds.notes,
     )

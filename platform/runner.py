@@ -78,9 +78,10 @@ def describe_data(bundle: Any) -> str:
     """One line: what the run trains on, at which image size (folders may have been resized)."""
     _, c, h, w = bundle.train_images.shape
     where = f" from {bundle.source.root} (fingerprint {bundle.source.fingerprint})" if bundle.source else ""
+    notes = "".join(f"; {note}" for note in bundle.notes)
     return (
         f"data {bundle.dataset}{where}: {len(bundle.clean_labels)} training images of {h}×{w} px, "
-        f"{c} channel{'s' if c > 1 else ''}"
+        f"{c} channel{'s' if c > 1 else ''}{notes}"
     )
 
 

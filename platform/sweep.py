@@ -104,6 +104,36 @@ def plan(study: Study, profile: str, user_overrides: dict[str, Any]) -> list[Run
     return configs
 
 
+def check_data(configs: list[RunConfig]) -> None:
+    """Every dataset (and label file) the planned trials read is where they will read it; else one line
+    naming each that is missing, so a sweep of hundreds of trials does not find out at its 100th."""
+    from noisylab.data import DEFAULT_ROOTS
+    from noisylab.data.presence import missing_files
+
+    found: dict[tuple[str, str], list[str]] = {}
+    for cfg in configs:
+        d = cfg.data
+        root = Path(d.root).expanduser() if d.root else DEFAULT_ROOTS.get(d.dataset.strip().lower())
+        if root is None:
+            continue  # an unknown format: the loader's own message says so when the trial starts
+        if (d.dataset, str(root)) not in found:
+            found[(d.dataset, str(root))] = missing_files(d.dataset, root)
+        spec = d.noise_spec
+        if spec.path is not None and ("labels", str(spec.path)) not in found:
+            found[("labels", str(spec.path))] = [] if spec.path.is_file() else [str(spec.path)]
+    gaps = [(what, where, names) for (what, where), names in found.items() if names]
+    if not gaps:
+        return
+    parts = []
+    for what, _, names in gaps:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        parts.append(f"{what} ({shown})")
+    raise UserError(
+        f"missing files of {len(gaps)} of the {len(found)} datasets the trials read: {'; '.join(parts)}: "
+        "put them there, or point the study at them with --set data.root=PATH"
+    )
+
+
 def describe_domain(domain: Choice | Uniform | LogUniform) -> str:
     if isinstance(domain, Choice):
         return f"one of {len(domain.values)}"
@@ -219,6 +249,7 @@ def check_sweep(
     if storage.exists() and not storage.is_dir():
         raise UserError(f"--storage {storage} is a file, not a folder: choose a folder for the studies")
     configs = plan(study, profile, user_overrides)  # every problem is found before anything starts
+    check_data(configs)
     directory = storage.resolve() / study.name
     # JSON round trip so the comparison with a stored marker sees the same types (tuples → lists).
     wanted = json.loads(
