@@ -343,7 +343,7 @@ def sweep(
         spec = get_study(study)
         overrides = dict(parse_assignment(a) for a in set_ or [])
         if dry_run:
-            print_plan(spec, chosen, overrides)
+            print_plan(spec, chosen, overrides, data_here=not (address or "").startswith("ray://"))
             return
         if local:
             if address is not None or autoscaling:
@@ -395,8 +395,8 @@ def sweep(
         raise typer.Exit(code=1)
 
 
-def print_plan(spec: Any, profile: str, overrides: dict[str, Any]) -> None:
-    """The trials a sweep would run, after checking every one of them."""
+def print_plan(spec: Any, profile: str, overrides: dict[str, Any], *, data_here: bool = True) -> None:
+    """The trials a sweep would run, after checking every one of them, and then their data's files."""
     from noisylab.confdiff import flatten, value_text
     from noisylab.profiles import PROFILES
     from noisylab.sweep import check_data, describe_domain, plan
@@ -422,7 +422,8 @@ def print_plan(spec: Any, profile: str, overrides: dict[str, Any]) -> None:
         + (f"; {spec.scheduler.upper()} early stopping" if spec.scheduler != "fifo" else ""),
         highlight=False,
     )
-    check_data(configs)  # after the plan: the trials are listed, then what they could not read
+    if data_here:  # after the plan: the trials are listed, then what they could not read
+        check_data(configs)
 
 
 @app.command()

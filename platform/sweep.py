@@ -234,10 +234,17 @@ def search_seed(study: str) -> int:
 
 
 def check_sweep(
-    study: Study, profile: str, storage: Path | str, user_overrides: dict[str, Any], *, resume: bool
+    study: Study,
+    profile: str,
+    storage: Path | str,
+    user_overrides: dict[str, Any],
+    *,
+    resume: bool,
+    data_here: bool = True,
 ) -> tuple[Path, dict[str, Any], list[RunConfig]]:
     """Every check a sweep makes before anything starts: (the study's folder, what its study.json holds,
-    the checked config of every grid point)."""
+    the checked config of every grid point). `data_here`: the trials read their data from this machine's
+    file system (not so for a driver attached through Ray Client, whose trials run on the cluster)."""
     if "://" in str(storage):
         # Every trial writes its record and resumes from its checkpoints through the file system.
         raise UserError(
@@ -249,7 +256,8 @@ def check_sweep(
     if storage.exists() and not storage.is_dir():
         raise UserError(f"--storage {storage} is a file, not a folder: choose a folder for the studies")
     configs = plan(study, profile, user_overrides)  # every problem is found before anything starts
-    check_data(configs)
+    if data_here:
+        check_data(configs)
     directory = storage.resolve() / study.name
     # JSON round trip so the comparison with a stored marker sees the same types (tuples → lists).
     wanted = json.loads(
@@ -289,7 +297,10 @@ def run_sweep(
     from noisylab.sweep_progress import SweepProgress, trial_label
 
     user_overrides = user_overrides or {}
-    directory, wanted, _ = check_sweep(study, profile, storage, user_overrides, resume=resume)
+    client = address is not None and address.startswith("ray://")
+    directory, wanted, _ = check_sweep(
+        study, profile, storage, user_overrides, resume=resume, data_here=not client
+    )
     sweep = study.profile(profile)
     storage = directory.parent
 
