@@ -624,6 +624,9 @@ def report(
             print_tables(tables, out)
         else:
             typer.echo(render_text(tables, format_), nl=False)
+        if format_ in ("csv", "parquet"):  # data files hold no prose: their notes go to the terminal
+            for note in (note for t in tables for note in t.notes):
+                typer.echo(f"note: {note}", err=True)
     except UserError as e:
         raise fail(str(e), e.exit_code) from None
 

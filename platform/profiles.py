@@ -129,6 +129,16 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+# The profile of the report's recipe: published numbers were made with it on the whole training set, so
+# only such runs are set against them as a gap (`report.vs_paper`); any other budget is shown beside them.
+PUBLISHED_SCALE = "gpu"
+
+
+def at_published_scale(profile: str | None, train_subset: int | None) -> bool:
+    """Whether a run of `profile` on `train_subset` images (None: all) is at the published numbers' scale."""
+    return profile == PUBLISHED_SCALE and train_subset is None
+
+
 # A user's own data (an .npz, a tree of class folders) comes with the labels someone gave it: those are
 # the noisy labels to learn from, so no synthetic noise is added unless it is asked for. The benchmark
 # sets (Fashion-MNIST, CIFAR, the medical sets) are clean, and the report adds IDN noise to them.
