@@ -165,15 +165,6 @@ def test_help_shows_examples_and_every_profile() -> None:
     assert all(name in run_help for name in PROFILES)
 
 
-def test_tensorboard_logger_writes_every_epoch(digits_npz: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, [*digits_args(digits_npz, tmp_path), "--logger", "tensorboard"])
-    assert result.exit_code == 0, result.output
-    (run_dir,) = tmp_path.iterdir()
-    (events,) = run_dir.glob("events.out.tfevents.*")
-    data = events.read_bytes()
-    assert b"ray/tune/train_loss" in data and b"ray/tune/test_acc" in data
-
-
 def test_a_logger_without_its_package_is_one_line(
     digits_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
