@@ -174,7 +174,11 @@ def run(
     profile: Annotated[str | None, typer.Option(help=_profiles_help())] = None,
     seed: Annotated[int, typer.Option(help="seeds the noise, the initial weights and the data order")] = 0,
     workers: Annotated[
-        int, typer.Option(help="Ray Train workers (data-parallel); 0 runs in this process without Ray")
+        int,
+        typer.Option(
+            help="Ray Train workers (data-parallel, 2 or more); 1 trains in this process unless --address "
+            "names a cluster, 0 always in this process"
+        ),
     ] = 1,
     gpu: Annotated[bool, typer.Option("--gpu", help="one GPU per worker (NCCL); default CPU (gloo)")] = False,
     data_root: Annotated[
@@ -204,7 +208,13 @@ def run(
     ] = None,
     name: Annotated[str | None, typer.Option(help="run name (default: derived from the config)")] = None,
     storage: Annotated[Path, typer.Option(help="folder for runs: checkpoints and records")] = Path("runs"),
-    address: Annotated[str | None, typer.Option(help="attach to a running Ray cluster (e.g. auto)")] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="attach to a running Ray cluster (e.g. auto), or `local`: a Ray of this run's own, "
+            "through Ray Train even for one worker"
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="progress bars")] = True,
     logger: Annotated[
         list[str] | None,
@@ -222,7 +232,7 @@ def run(
     from noisylab.config import parse_assignment
     from noisylab.configfile import read_overrides
     from noisylab.profiles import PROFILES, make_config, own_data_noise
-    from noisylab.runner import execute
+    from noisylab.runner import execute, needs_ray
     from noisylab.trackers import check_loggers
 
     given = {
@@ -255,6 +265,10 @@ def run(
         cfg = make_config(chosen, overrides)
         loggers = check_loggers(logger or [])
         lines = [f"profile {chosen}: {PROFILES[chosen].description}"]
+        if not needs_ray(cfg, address):
+            lines.append(
+                "trains in this process (--workers 2 or more, or --address, train through Ray Train)"
+            )
         if own_data_noise(overrides):
             lines.append(
                 f"noise none: the labels of your own {cfg.data.dataset} data are taken as the noisy ones "
@@ -271,7 +285,7 @@ def run(
             progress=progress and sys.stderr.isatty(),
             pretrain_cache=pretrain_cache,
             address=address,
-            use_ray=cfg.workers > 0,
+            use_ray=needs_ray(cfg, address),
             on_start=announce,
             loggers=loggers,
         )

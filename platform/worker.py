@@ -151,7 +151,9 @@ def _on_step(
 def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
     """The whole run in this process, no Ray: checkpoints go to `directory`."""
     bundle: DataBundle = spec.data
-    ctx = build_context(spec, bundle, World(), in_ray=False)
+    # `--gpu` in this process: the one GPU (a Ray worker gets it from Train's `get_device`)
+    device = torch.device("cuda" if spec.cfg.use_gpu else "cpu")
+    ctx = build_context(spec, bundle, World(device=device), in_ray=False)
     reporter: Reporter = LocalReporter(directory)
     on_step, trackers = _on_step(spec, ctx.world, bundle)
     state = run_schedule(
@@ -196,7 +198,7 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         state = run_schedule(
             get_method(spec.cfg.method),
             ctx,
-            RayReporter(world),
+            RayReporter(world, Path(spec.metrics_path).parent if spec.metrics_path else None),
             fingerprint=spec.fingerprint,
             fail_at_step=spec.fail_at_step,
             on_step=on_step,
