@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 
 from noisylab.consoles import OutputConsole
 from noisylab.errors import Interrupted, UserError
+from noisylab.retries import DEFAULT_MAX_FAILURES, check_max_failures
 
 # Off a terminal (a pipe, a file) nothing is wrapped or cut: see noisylab/consoles.py.
 out = OutputConsole()
@@ -220,6 +221,14 @@ def run(
         list[str] | None,
         typer.Option(help="also log every epoch to tensorboard or mlflow (local files); repeatable"),
     ] = None,
+    max_failures: Annotated[
+        int,
+        typer.Option(
+            help="Ray Train runs: restart from the newest checkpoint after this many lost workers or "
+            "nodes (preempted instances) before giving up; a run in this process resumes with the same "
+            "command instead"
+        ),
+    ] = DEFAULT_MAX_FAILURES,
     pretrain_cache: Annotated[
         bool,
         typer.Option(
@@ -264,6 +273,13 @@ def run(
         chosen = profile or from_file.get("profile") or default_profile()
         cfg = make_config(chosen, overrides)
         loggers = check_loggers(logger or [])
+        check_max_failures(max_failures)
+        retries_given = getattr(click_ctx.get_parameter_source("max_failures"), "name", "") == "COMMANDLINE"
+        if retries_given and not needs_ray(cfg, address):
+            raise UserError(
+                "--max-failures applies to Ray Train runs (--workers 2 or more, or --address); a run in "
+                "this process resumes from its newest checkpoint when the same command is run again"
+            )
         lines = [f"profile {chosen}: {PROFILES[chosen].description}"]
         if not needs_ray(cfg, address):
             lines.append(
@@ -288,6 +304,7 @@ def run(
             use_ray=needs_ray(cfg, address),
             on_start=announce,
             loggers=loggers,
+            max_failures=max_failures,
         )
     except UserError as e:
         raise fail(str(e), e.exit_code) from None
@@ -303,6 +320,7 @@ def run(
 
 @app.command()
 def sweep(
+    click_ctx: typer.Context,
     study: Annotated[
         str, typer.Argument(help="a study name (`noisylab studies` lists them) or a .py file defining STUDY")
     ],
@@ -343,6 +361,13 @@ def sweep(
             help="run the grid on this machine without Ray, one process per trial (fastest on a laptop)",
         ),
     ] = False,
+    max_failures: Annotated[
+        int,
+        typer.Option(
+            help="per trial: restart its Ray Train run from the newest checkpoint after this many lost "
+            "workers or nodes (preempted instances) before the trial fails"
+        ),
+    ] = DEFAULT_MAX_FAILURES,
 ) -> None:
     """Run a whole study with Ray Tune: one Ray Train run per trial, every record in one store.
 
@@ -356,10 +381,13 @@ def sweep(
         chosen = profile or default_profile()
         spec = get_study(study)
         overrides = dict(parse_assignment(a) for a in set_ or [])
+        check_max_failures(max_failures)
         if dry_run:
             print_plan(spec, chosen, overrides, data_here=not (address or "").startswith("ray://"))
             return
         if local:
+            if getattr(click_ctx.get_parameter_source("max_failures"), "name", "") == "COMMANDLINE":
+                raise UserError("--max-failures applies to Ray Train trials: drop it with --local")
             if address is not None or autoscaling:
                 raise UserError("--local runs on this machine without Ray: drop --address/--autoscaling")
             if logger:  # the trackers are Ray Tune's callbacks, and --local has no Tune
@@ -393,6 +421,7 @@ def sweep(
                 address=address,
                 autoscaling=autoscaling,
                 write=lambda line: err.print(line, markup=False, highlight=False),
+                max_failures=max_failures,
             )
     except UserError as e:
         raise fail(str(e), e.exit_code) from None

@@ -46,6 +46,7 @@ from noisylab.models import build_model
 from noisylab.names import check_component
 from noisylab.prepare import cache_dir, prepare_data
 from noisylab.results import RECORD_FILE, build_record, now, read_record, write_record
+from noisylab.retries import check_max_failures
 from noisylab.runtime import CACHED, STATE_FILE, load_payload
 from noisylab.samples import SAMPLES_FILE, sample_table, write_samples
 from noisylab.trainables import get_method, method_names, method_networks
@@ -190,6 +191,9 @@ def released_unless_saved(directory: Path, *, claimed: bool, created: bool) -> I
         raise
 
 
+WORKER_NICENESS = "RAY_worker_niceness"  # Ray's config `worker_niceness`, read from the environment
+
+
 def needs_ray(cfg: RunConfig, address: str | None) -> bool:
     """Whether a run trains through Ray Train: data-parallel runs (`workers` ≥ 2) and runs on a cluster
     (`--address`). One worker on this machine trains in this process: through Ray Train it computed the
@@ -239,8 +243,11 @@ def execute(
 ) -> RunOutcome:
     """Run `cfg` to the end (or resume it) and return its record. UserError for anything fixable.
 
-    A sweep passes its trial's `study`/`params` (stored in the record), the trial's CPUs per worker, and
-    Train callbacks (Tune's report callback, so every epoch's metrics reach the Tune scheduler)."""
+    `max_failures`: how often Ray Train restarts the run from its newest checkpoint after a worker or
+    node is lost (in-process runs resume with the same command instead). A sweep passes its trial's
+    `study`/`params` (stored in the record), the trial's CPUs per worker, and Train callbacks (Tune's
+    report callback, so every epoch's metrics reach the Tune scheduler)."""
+    check_max_failures(max_failures)
     if cpus_per_worker is None:  # first: `--workers 99` is about CPUs, whatever else it breaks
         # a Ray of our own (`local` too) has this machine's CPUs to share out; a cluster's are its own
         cpus_per_worker = check_resources(cfg) if address in (None, "local") else 1
@@ -472,7 +479,7 @@ def init_ray(address: str | None) -> None:
         # Ray starts its workers at niceness 15 (its `worker_niceness`), so on a busy machine a run's
         # workers yield to every ordinary process; a Ray of our own runs them at this process's priority
         # (Ray applies the value relative to it). A value the user set is kept.
-        os.environ.setdefault("RAY_worker_niceness", "0")
+        os.environ.setdefault(WORKER_NICENESS, "0")
     try:
         ray.init(
             # No address: a cluster of our own. Ray's own discovery (address None) looks for clusters

@@ -38,6 +38,7 @@ from noisylab.config import RunConfig, validate
 from noisylab.errors import UserError
 from noisylab.names import check_component
 from noisylab.profiles import make_config
+from noisylab.retries import DEFAULT_MAX_FAILURES, check_max_failures
 from noisylab.runner import default_name, execute, init_ray
 from noisylab.sweeps import Choice, LogUniform, Study, SweepProfile, Uniform
 from noisylab.trackers import MLRUNS, ray_callbacks
@@ -57,6 +58,7 @@ class TrialContext:
     sweep: SweepProfile
     runs_dir: str
     user_overrides: dict[str, Any] = field(default_factory=dict)
+    max_failures: int = DEFAULT_MAX_FAILURES  # restarts of the trial's Train run from its checkpoint
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         cpus_per_worker=p.cpus_per_trial,
         gpus_per_worker=p.gpus_per_trial / max(p.workers_per_trial, 1),
         train_callbacks=[TuneReportCallback()],
+        max_failures=context.max_failures,
     )
     r = outcome.record
     tune.report(
@@ -288,8 +291,11 @@ def run_sweep(
     autoscaling: bool = False,
     write: Callable[[str], None] = print,
     loggers: tuple[str, ...] = (),
+    max_failures: int = DEFAULT_MAX_FAILURES,
 ) -> SweepOutcome:
-    """Run (or resume) every trial of `study`; returns where the records are and what failed."""
+    """Run (or resume) every trial of `study`; returns where the records are and what failed. Each
+    trial's Train run restarts from its newest checkpoint after up to `max_failures` lost workers or
+    nodes; Tune then starts a failed trial once more (resuming from the same folder)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import BasicVariantGenerator
@@ -297,6 +303,7 @@ def run_sweep(
     from noisylab.sweep_progress import SweepProgress, trial_label
 
     user_overrides = user_overrides or {}
+    check_max_failures(max_failures)
     client = address is not None and address.startswith("ray://")
     directory, wanted, _ = check_sweep(
         study, profile, storage, user_overrides, resume=resume, data_here=not client
@@ -311,7 +318,7 @@ def run_sweep(
     check_cluster(sweep, profile, study.name, address, autoscaling=autoscaling)
     runs_dir = claim_study_dir(directory, wanted)
 
-    context = TrialContext(study.name, profile, sweep, str(runs_dir), user_overrides)
+    context = TrialContext(study.name, profile, sweep, str(runs_dir), user_overrides, max_failures)
     # The Tune trial only drives its Train run; the Train workers hold the CPUs/GPUs. Tune refuses an empty
     # request, so the driver asks for a token amount of memory (bytes) and no CPU.
     trainable = tune.with_resources(

@@ -453,6 +453,49 @@ CASES: list[Case] = [
         "Invalid value for '--seed': Input should be a valid integer",
     ),
     Case("unknown command", None, ["runn"], 2, "No such command 'runn'"),
+    # retries of Ray Train runs from their newest checkpoint
+    Case(
+        "negative --max-failures",
+        None,
+        [*RUN, "--workers", "2", "--max-failures", "-1"],
+        2,
+        "--max-failures must lie in 0..1000 (restarts from the newest checkpoint), got -1",
+    ),
+    Case(
+        "--max-failures 10**6",
+        None,
+        [*RUN, "--workers", "2", "--max-failures", "1000000"],
+        2,
+        "--max-failures must lie in 0..1000",
+    ),
+    Case(
+        "--max-failures not a number",
+        None,
+        [*RUN, "--max-failures", "many"],
+        2,
+        "Invalid value for '--max-failures'",
+    ),
+    Case(
+        "--max-failures for a run in this process",
+        None,
+        [*RUN, "--max-failures", "5"],
+        2,
+        "--max-failures applies to Ray Train runs (--workers 2 or more, or --address)",
+    ),
+    Case(
+        "sweep with negative --max-failures",
+        None,
+        ["sweep", "fmnist_cpu", "--dry-run", "--max-failures", "-2"],
+        2,
+        "--max-failures must lie in 0..1000",
+    ),
+    Case(
+        "sweep --local with --max-failures",
+        None,
+        ["sweep", "fmnist_cpu", "--local", "--storage", "{tmp}/st", "--max-failures", "1"],
+        2,
+        "--max-failures applies to Ray Train trials: drop it with --local",
+    ),
     # integer fields bounded where they are checked (a huge batch overflowed torch, after the folder was
     # claimed: the corrected command was then refused as "started with another config")
     Case(
