@@ -74,7 +74,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
-    # click wraps help at 80 columns whatever the terminal; up to 120 keeps option texts whole
+    # click wraps help at min(terminal, 80) columns and breaks words at hyphens ("cpu-" / "memorise");
+    # up to 120 columns keeps profile names whole on wide terminals and when COLUMNS is set.
     context_settings={"max_content_width": 120},
     help="noisylab: train image classifiers on noisy labels (the report's pipeline, its baselines) on Ray.",
 )

@@ -9,22 +9,24 @@ Methods: the reference `ce`; the baselines the report's Table II ranks highest a
 `paper_dividemix_ce`, the graft with a plain cross-entropy labelled loss). Compare on the mean over the
 last 10 epochs (`noisylab report --metric acc_last10`): one epoch's accuracy swings by several points here.
 
-Trials run in the grid's order, two at once; the SimCLR pre-training of each seed is computed once and
+Trials run in the grid's order (the six methods the comparison must keep first), two at once; the SimCLR pre-training of each seed is computed once and
 reused by every later trial that starts from the same encoder (runtime.PretrainCache).
 """
 
 from noisylab.sweeps import Study, SweepProfile, gpu_profile
 
 METHODS = (
+    # the six the comparison must keep, first, so an interrupted study has them
     "ce",
     "coteaching",
     "dividemix",
     "c2d",
+    "paper",
+    "paper_dividemix",
+    # then the rest
     "selfie",
     "lsl",
-    "paper",
     "paper_classnorm",
-    "paper_dividemix",
     "paper_dividemix_ce",
 )
 
