@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from noisylab.consoles import OutputConsole
+from noisylab.consoles import UNLIMITED, OutputConsole
 from noisylab.errors import Interrupted, UserError
 from noisylab.retries import DEFAULT_MAX_FAILURES, check_max_failures
 
@@ -33,6 +33,11 @@ class OneLineGroup(TyperGroup):
     usage, hint and error lines."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        if "terminal_width" not in kwargs and not sys.stdout.isatty():
+            # Off a terminal `--help` is not wrapped either (click wraps at 80 columns there, and inside
+            # a word at its hyphen: "cpu-" / "memorise"), so `noisylab run --help | grep` finds a whole
+            # option; every subcommand's context inherits the width.
+            kwargs["terminal_width"] = UNLIMITED
         with one_line_usage_errors():
             return super().make_context(*args, **kwargs)
 
@@ -74,8 +79,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
-    # click wraps help at min(terminal, 80) columns and breaks words at hyphens ("cpu-" / "memorise");
-    # up to 120 columns keeps profile names whole on wide terminals and when COLUMNS is set.
+    # On a terminal click wraps help at min(terminal, 80) columns and breaks words at hyphens ("cpu-" /
+    # "memorise"); up to 120 columns keeps profile names whole on wide terminals. Off one: unwrapped.
     context_settings={"max_content_width": 120},
     help="noisylab: train image classifiers on noisy labels (the report's pipeline, its baselines) on Ray.",
 )
