@@ -9,8 +9,9 @@ Methods: the reference `ce`; the baselines the report's Table II ranks highest a
 `paper_dividemix_ce`, the graft with a plain cross-entropy labelled loss). Compare on the mean over the
 last 10 epochs (`noisylab report --metric acc_last10`): one epoch's accuracy swings by several points here.
 
-Trials run in the grid's order (the six methods the comparison must keep first), two at once; the SimCLR pre-training of each seed is computed once and
-reused by every later trial that starts from the same encoder (runtime.PretrainCache).
+Trials run in the grid's order (the six methods the comparison must keep first), two at once; the SimCLR
+pre-training of each seed is computed once and reused by every later trial that starts from the same
+encoder (runtime.PretrainCache).
 """
 
 from noisylab.sweeps import Study, SweepProfile, gpu_profile

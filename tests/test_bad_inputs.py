@@ -785,7 +785,8 @@ CASES: list[Case] = [
         pretrain_entry_of_another_shape,
         [*RUN, "--name", "fresh"],
         0,
-        "cannot be used (backbone.stem.conv.weight is float32 [8, 1, 3, 3], the network's float32 [4, 1, 3, 3])",
+        "cannot be used (backbone.stem.conv.weight is float32 [8, 1, 3, 3], "
+        "the network's float32 [4, 1, 3, 3])",
         CACHE_ENV,
     ),
     Case(
