@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +117,13 @@ class Preemptor(threading.Thread):
                 removed = time.time()
                 self.cluster.remove_node(self.node, allow_graceful=False)
                 time.sleep(2.0)  # the instance is gone for a moment before its replacement boots
+                # Off the main thread a node cannot install its SIGTERM hook (signal.signal raises), so
+                # this one goes without it; cluster.shutdown() still stops it.
+                self.cluster._shutdown_at_exit = False
                 self.node = self.cluster.add_node(num_cpus=1, object_store_memory=100 * 1024**2)
                 self.events.append({"after_step": done, "removed_at": removed, "added_at": time.time()})
-        except BaseException as e:  # reported by the main thread
+        except BaseException as e:  # reported by the main thread too, which may wait for ever without it
+            traceback.print_exc()
             self.error = e
 
 
@@ -171,6 +176,10 @@ def main() -> None:
     from noisylab.runner import execute
 
     logging.getLogger("ray").setLevel(logging.WARNING)
+    # A busy machine: a fresh node's workers may take more than Ray Train's 60 s to start, and a starved
+    # raylet must not be taken for a lost one (a killed one still fails its first health check).
+    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "600")
+    os.environ.setdefault("RAY_health_check_timeout_ms", "30000")
     out: dict[str, Any] = {"niceness": niceness_of_own_ray()}
     with tempfile.TemporaryDirectory(prefix="nl-preempt-") as scratch:
         root = Path(scratch)
@@ -178,7 +187,12 @@ def main() -> None:
         cfg = make_config("tiny", OVERRIDES | {"data.root": str(npz)})
         cluster = Cluster(
             initialize_head=True,
-            head_node_args={"num_cpus": 1, "object_store_memory": 150 * 1024**2, "port": free_port()},
+            head_node_args={
+                "num_cpus": 1,
+                "object_store_memory": 150 * 1024**2,
+                "gcs_server_port": free_port(),  # not 6379: another Ray on this machine may hold it
+                "include_dashboard": False,
+            },
         )
         worker_node = cluster.add_node(num_cpus=1, object_store_memory=100 * 1024**2)
         try:
