@@ -7,8 +7,8 @@
     frame = read_records("runs")                   # Polars: one row per run, `history` nested
 
 Every function raises `noisylab.errors.UserError` (one line that says what to fix) for bad input, as the
-CLI would print it. Runs default to `workers=0` (in this process, no Ray); pass workers=1 or more for
-Ray Train.
+CLI would print it. Runs default to `workers=0` (in this process, no Ray); pass workers=2 or more for
+Ray Train (one worker trains in this process too).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def run(
     its result record. `config`: a RunConfig, a saved config.json / overrides file, or None; keyword
     `overrides` use '__' for '.' (refine__threshold=0.5) and may name `profile`."""
     from noisylab.config import unresolved, validate, with_overrides
-    from noisylab.runner import execute
+    from noisylab.runner import execute, needs_ray
     from noisylab.trainables import method_names
 
     if isinstance(config, RunConfig):
@@ -51,7 +51,7 @@ def run(
         storage=Path(storage),
         name=name,
         progress=progress,
-        use_ray=cfg.workers > 0,
+        use_ray=needs_ray(cfg, None),
         epoch_lines=progress,
     )
     return outcome.record

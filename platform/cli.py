@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from noisylab.consoles import UNLIMITED, OutputConsole
 from noisylab.errors import Interrupted, UserError
+from noisylab.retries import DEFAULT_MAX_FAILURES, check_max_failures
 
-out = Console()
-err = Console(stderr=True)
+# Off a terminal (a pipe, a file) nothing is wrapped or cut: see noisylab/consoles.py.
+out = OutputConsole()
+err = OutputConsole(stderr=True)
 
 
 class OneLineGroup(TyperGroup):
@@ -31,6 +33,11 @@ class OneLineGroup(TyperGroup):
     usage, hint and error lines."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        if "terminal_width" not in kwargs and not sys.stdout.isatty():
+            # Off a terminal `--help` is not wrapped either (click wraps at 80 columns there, and inside
+            # a word at its hyphen: "cpu-" / "memorise"), so `noisylab run --help | grep` finds a whole
+            # option; every subcommand's context inherits the width.
+            kwargs["terminal_width"] = UNLIMITED
         with one_line_usage_errors():
             return super().make_context(*args, **kwargs)
 
@@ -72,11 +79,38 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
-    # click wraps help at min(terminal, 80) columns and breaks words at hyphens ("cpu-" / "memorise");
-    # up to 120 columns keeps profile names whole on wide terminals and when COLUMNS is set.
+    # On a terminal click wraps help at min(terminal, 80) columns and breaks words at hyphens ("cpu-" /
+    # "memorise"); up to 120 columns keeps profile names whole on wide terminals. Off one: unwrapped.
     context_settings={"max_content_width": 120},
     help="noisylab: train image classifiers on noisy labels (the report's pipeline, its baselines) on Ray.",
 )
+
+
+def _print_version(asked: bool) -> None:
+    if not asked:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    from noisylab.results import git_revision
+
+    try:
+        number = version("noisylab")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        number = "unknown"
+    typer.echo(f"noisylab {number} (git {git_revision()})")
+    raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and git revision"
+        ),
+    ] = False,
+) -> None:
+    pass  # the group's own options; the help text is the app's
 
 
 def fail(message: str, code: int = UserError.exit_code) -> typer.Exit:
@@ -124,7 +158,14 @@ def run(
         str,
         typer.Option(help="fashion-mnist, mnist, cifar10, cifar100, chest-xray, chaoyang, imagefolder, npz"),
     ] = "fashion-mnist",
-    noise: Annotated[str, typer.Option(help="idn:τ | sym:r | pair:r | none | file:PATH[#key]")] = "idn:0.3",
+    noise: Annotated[
+        str | None,
+        typer.Option(
+            help="idn:τ | sym:r | pair:r | none | file:PATH[#key]; default idn:0.3, and none for your own "
+            "npz or imagefolder data (its labels are taken as the noisy ones)",
+            show_default=False,
+        ),
+    ] = None,
     method: Annotated[
         str,
         typer.Option(
@@ -140,7 +181,11 @@ def run(
     profile: Annotated[str | None, typer.Option(help=_profiles_help())] = None,
     seed: Annotated[int, typer.Option(help="seeds the noise, the initial weights and the data order")] = 0,
     workers: Annotated[
-        int, typer.Option(help="Ray Train workers (data-parallel); 0 runs in this process without Ray")
+        int,
+        typer.Option(
+            help="Ray Train workers (data-parallel, 2 or more); 1 trains in this process unless --address "
+            "names a cluster, 0 always in this process"
+        ),
     ] = 1,
     gpu: Annotated[bool, typer.Option("--gpu", help="one GPU per worker (NCCL); default CPU (gloo)")] = False,
     data_root: Annotated[
@@ -170,12 +215,26 @@ def run(
     ] = None,
     name: Annotated[str | None, typer.Option(help="run name (default: derived from the config)")] = None,
     storage: Annotated[Path, typer.Option(help="folder for runs: checkpoints and records")] = Path("runs"),
-    address: Annotated[str | None, typer.Option(help="attach to a running Ray cluster (e.g. auto)")] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="attach to a running Ray cluster (e.g. auto), or `local`: a Ray of this run's own, "
+            "through Ray Train even for one worker"
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="progress bars")] = True,
     logger: Annotated[
         list[str] | None,
         typer.Option(help="also log every epoch to tensorboard or mlflow (local files); repeatable"),
     ] = None,
+    max_failures: Annotated[
+        int,
+        typer.Option(
+            help="Ray Train runs: restart from the newest checkpoint after this many lost workers or "
+            "nodes (preempted instances) before giving up; a run in this process resumes with the same "
+            "command instead"
+        ),
+    ] = DEFAULT_MAX_FAILURES,
     pretrain_cache: Annotated[
         bool,
         typer.Option(
@@ -187,8 +246,8 @@ def run(
     """Train one run to the end (or resume it) and write its result record."""
     from noisylab.config import parse_assignment
     from noisylab.configfile import read_overrides
-    from noisylab.profiles import PROFILES, make_config
-    from noisylab.runner import execute
+    from noisylab.profiles import PROFILES, make_config, own_data_noise
+    from noisylab.runner import execute, needs_ray
     from noisylab.trackers import check_loggers
 
     given = {
@@ -220,11 +279,26 @@ def run(
         chosen = profile or from_file.get("profile") or default_profile()
         cfg = make_config(chosen, overrides)
         loggers = check_loggers(logger or [])
+        check_max_failures(max_failures)
+        retries_given = getattr(click_ctx.get_parameter_source("max_failures"), "name", "") == "COMMANDLINE"
+        if retries_given and not needs_ray(cfg, address):
+            raise UserError(
+                "--max-failures applies to Ray Train runs (--workers 2 or more, or --address); a run in "
+                "this process resumes from its newest checkpoint when the same command is run again"
+            )
+        lines = [f"profile {chosen}: {PROFILES[chosen].description}"]
+        if not needs_ray(cfg, address):
+            lines.append(
+                "trains in this process (--workers 2 or more, or --address, train through Ray Train)"
+            )
+        if own_data_noise(overrides):
+            lines.append(
+                f"noise none: the labels of your own {cfg.data.dataset} data are taken as the noisy ones "
+                "(--noise idn:0.3, sym:0.2, ... adds synthetic noise to them)"
+            )
 
         def announce(message: str) -> None:
-            err.print(
-                f"{message}\nprofile {chosen}: {PROFILES[chosen].description}", markup=False, highlight=False
-            )
+            err.print("\n".join([message, *lines]), markup=False, highlight=False)
 
         outcome = execute(
             cfg,
@@ -233,9 +307,10 @@ def run(
             progress=progress and sys.stderr.isatty(),
             pretrain_cache=pretrain_cache,
             address=address,
-            use_ray=cfg.workers > 0,
+            use_ray=needs_ray(cfg, address),
             on_start=announce,
             loggers=loggers,
+            max_failures=max_failures,
         )
     except UserError as e:
         raise fail(str(e), e.exit_code) from None
@@ -251,6 +326,7 @@ def run(
 
 @app.command()
 def sweep(
+    click_ctx: typer.Context,
     study: Annotated[
         str, typer.Argument(help="a study name (`noisylab studies` lists them) or a .py file defining STUDY")
     ],
@@ -291,6 +367,13 @@ def sweep(
             help="run the grid on this machine without Ray, one process per trial (fastest on a laptop)",
         ),
     ] = False,
+    max_failures: Annotated[
+        int,
+        typer.Option(
+            help="per trial: restart its Ray Train run from the newest checkpoint after this many lost "
+            "workers or nodes (preempted instances) before the trial fails"
+        ),
+    ] = DEFAULT_MAX_FAILURES,
 ) -> None:
     """Run a whole study with Ray Tune: one Ray Train run per trial, every record in one store.
 
@@ -304,10 +387,13 @@ def sweep(
         chosen = profile or default_profile()
         spec = get_study(study)
         overrides = dict(parse_assignment(a) for a in set_ or [])
+        check_max_failures(max_failures)
         if dry_run:
-            print_plan(spec, chosen, overrides)
+            print_plan(spec, chosen, overrides, data_here=not (address or "").startswith("ray://"))
             return
         if local:
+            if getattr(click_ctx.get_parameter_source("max_failures"), "name", "") == "COMMANDLINE":
+                raise UserError("--max-failures applies to Ray Train trials: drop it with --local")
             if address is not None or autoscaling:
                 raise UserError("--local runs on this machine without Ray: drop --address/--autoscaling")
             if logger:  # the trackers are Ray Tune's callbacks, and --local has no Tune
@@ -341,6 +427,7 @@ def sweep(
                 address=address,
                 autoscaling=autoscaling,
                 write=lambda line: err.print(line, markup=False, highlight=False),
+                max_failures=max_failures,
             )
     except UserError as e:
         raise fail(str(e), e.exit_code) from None
@@ -357,11 +444,11 @@ def sweep(
         raise typer.Exit(code=1)
 
 
-def print_plan(spec: Any, profile: str, overrides: dict[str, Any]) -> None:
-    """The trials a sweep would run, after checking every one of them."""
+def print_plan(spec: Any, profile: str, overrides: dict[str, Any], *, data_here: bool = True) -> None:
+    """The trials a sweep would run, after checking every one of them, and then their data's files."""
     from noisylab.confdiff import flatten, value_text
     from noisylab.profiles import PROFILES
-    from noisylab.sweep import describe_domain, plan
+    from noisylab.sweep import check_data, describe_domain, plan
 
     configs = plan(spec, profile, overrides)
     sweep_profile = spec.profile(profile)
@@ -384,6 +471,8 @@ def print_plan(spec: Any, profile: str, overrides: dict[str, Any]) -> None:
         + (f"; {spec.scheduler.upper()} early stopping" if spec.scheduler != "fifo" else ""),
         highlight=False,
     )
+    if data_here:  # after the plan: the trials are listed, then what they could not read
+        check_data(configs)
 
 
 @app.command()
@@ -584,6 +673,9 @@ def report(
             print_tables(tables, out)
         else:
             typer.echo(render_text(tables, format_), nl=False)
+        if format_ in ("csv", "parquet"):  # data files hold no prose: their notes go to the terminal
+            for note in (note for t in tables for note in t.notes):
+                typer.echo(f"note: {note}", err=True)
     except UserError as e:
         raise fail(str(e), e.exit_code) from None
 
@@ -778,24 +870,51 @@ def export_out_of_fold(
             f"{100 * score.recall:.1f} % ({score.wrong:,} of {table.height:,} given labels are wrong)"
         )
     return written
+FIELD_FORMATS = ("table", "csv", "json")
 
 
 @app.command()
-def fields() -> None:
+def fields(
+    format_: Annotated[
+        str, typer.Option("--format", help="table (terminal), csv or json: one row per field, whole text")
+    ] = "table",
+) -> None:
     """List every config field that --set (and sweeps, and --config files) can change: its type, its
     default before a profile, and what it means (from the comments of noisylab/config.py and of the
     section modules, noisylab/sections/).
 
-    Examples: noisylab fields ; noisylab run --set refine.threshold=0.5
+    Examples: noisylab fields ; noisylab fields | grep lr ; noisylab fields --format csv > fields.csv ;
+    noisylab run --set refine.threshold=0.5
     """
     from noisylab.config import RunConfig, type_name
     from noisylab.fielddocs import describe_fields
 
+    if format_ not in FIELD_FORMATS:
+        raise fail(f"unknown format '{format_}': choose one of {', '.join(FIELD_FORMATS)}")
     defaults = _flatten(RunConfig().to_dict())
+    # A terminal gets the first 160 characters of long comments; a pipe, a file, CSV and JSON the whole.
+    whole = format_ != "table" or not out.is_terminal
+    rows = [
+        {"field": path, "type": type_name(tp), "default": json.dumps(defaults[path]), "what": text}
+        for path, (tp, text) in describe_fields(limit=None if whole else 160).items()
+    ]
+    if format_ == "json":
+        typer.echo(json.dumps(rows, indent=1, ensure_ascii=False))
+        return
+    if format_ == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        typer.echo(buffer.getvalue(), nl=False)
+        return
     table = Table("field", "type", "default", "what", title="config fields (defaults before a profile)")
-    for path, (tp, text) in describe_fields().items():
-        table.add_row(path, type_name(tp), json.dumps(defaults[path]), text)
-    out.print(table)
+    for row in rows:
+        table.add_row(*row.values())
+    out.print(table, markup=False, highlight=False)
 
 
 @app.command()
@@ -811,6 +930,8 @@ def methods() -> None:
         if name in VARIANTS:
             v = VARIANTS[name]
             what = f"{v.base} with {', '.join(f'{k}={x}' for k, x in v.overrides.items())}: {v.description}"
+        elif own := getattr(METHODS[name](), "description", ""):
+            what = own  # one module defining several methods (robust_losses) describes each apart
         else:
             doc = inspect.getdoc(inspect.getmodule(METHODS[name])) or ""  # the module that defines it
             what = doc.split("\n\n")[0].replace("\n", " ")
@@ -902,7 +1023,8 @@ def print_summary(record: dict[str, Any], directory: Path) -> None:
                 _pct(row["label_acc"]),
             )
         out.print(it)
-    out.print(f"record: {directory / 'record.parquet'}", markup=False, highlight=False)
+    # soft_wrap: one line that the terminal may fold, never a path cut in two by rich
+    out.print(f"record: {directory / 'record.parquet'}", markup=False, highlight=False, soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover - console-script entry

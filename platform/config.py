@@ -22,6 +22,7 @@ import math
 import re
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -271,11 +272,34 @@ def with_overrides(cfg: C, overrides: dict[str, Any]) -> C:
     paths = field_paths(type(cfg))
     for path, value in overrides.items():
         if path not in paths:
-            close = [p for p in paths if p.split(".")[-1] == path.split(".")[-1]]
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise UserError(f"unknown config field '{path}'{hint}; list them with `noisylab fields`")
+            raise UserError(
+                f"unknown config field '{path}'{did_you_mean(path, paths)}; list them with `noisylab fields`"
+            )
         cfg = _set_path(cfg, path.split("."), _coerce(value, paths[path], path))
     return cfg
+
+
+def did_you_mean(path: str, known: Iterable[str]) -> str:
+    """' (did you mean `refine.threshold`?)' for a misspelt dotted path, '' when nothing is close: the
+    fields of its own section spelt most alike, else the fields anywhere whose last name is alike
+    (`threshold`, `treshold`, a section that does not exist)."""
+    import difflib
+
+    def likest(word: str, words: list[str], cutoff: float) -> list[str]:
+        """The words spelt like `word`, the likest and those nearly as alike (within 0.1)."""
+        scored = sorted(((difflib.SequenceMatcher(None, word, w).ratio(), w) for w in words), reverse=True)
+        scored = [(score, w) for score, w in scored if score >= cutoff]
+        return [w for score, w in scored if score >= scored[0][0] - 0.1] if scored else []
+
+    known = list(known)
+    section, _, leaf = path.rpartition(".")
+    close = likest(path, [p for p in known if p.rpartition(".")[0] == section], 0.75)
+    if not close:
+        alike = likest(leaf, sorted({p.rpartition(".")[2] for p in known}), 0.8)
+        close = [p for name in alike for p in known if p.rpartition(".")[2] == name]
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(f"`{p}`" for p in close[:3]) + "?)"
 
 
 def _set_path(obj: Any, parts: list[str], value: Any) -> Any:
@@ -364,7 +388,8 @@ def _build(cls: type[C], data: dict[str, Any], prefix: str) -> C:
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     for key, value in data.items():
         if key not in names:
-            raise UserError(f"unknown config field '{prefix}{key}' in a saved config")
+            hint = did_you_mean(prefix + key, (prefix + name for name in names))
+            raise UserError(f"unknown config field '{prefix}{key}' in a saved config{hint}")
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value, f"{prefix}{key}.")  # type: ignore[arg-type]

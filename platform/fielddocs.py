@@ -66,8 +66,11 @@ def _shorten(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " …"
 
 
-def describe_fields(cls: type = RunConfig, prefix: str = "") -> dict[str, tuple[Any, str]]:
-    """{dotted path: (type, description)} for every settable field."""
+def describe_fields(
+    cls: type = RunConfig, prefix: str = "", *, limit: int | None = 160
+) -> dict[str, tuple[Any, str]]:
+    """{dotted path: (type, description)} for every settable field; descriptions longer than `limit`
+    characters are shortened at a word (None: whole)."""
     hints = typing.get_type_hints(cls)
     own = _class_fields(cls.__module__).get(cls.__name__, {})
     out: dict[str, tuple[Any, str]] = {}
@@ -76,8 +79,8 @@ def describe_fields(cls: type = RunConfig, prefix: str = "") -> dict[str, tuple[
             continue
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
-            out |= describe_fields(tp, f"{prefix}{f.name}.")  # type: ignore[arg-type]
+            out |= describe_fields(tp, f"{prefix}{f.name}.", limit=limit)  # type: ignore[arg-type]
         else:
             text = own.get(f.name) or own.get("__doc__", "")
-            out[f"{prefix}{f.name}"] = (tp, _shorten(text))
+            out[f"{prefix}{f.name}"] = (tp, text if limit is None else _shorten(text, limit))
     return out

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from noisylab.atomic import write_with
 from noisylab.confdiff import with_config_columns
 from noisylab.errors import UserError
-from noisylab.report import METRIC_NAMES, cells, metric_column, noise_label
+from noisylab.report import METRIC_NAMES, budget, cells, metric_column, noise_label
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under protan-, deutan- and tritanopia.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -120,7 +120,7 @@ def accuracy_figure(table: pl.DataFrame, dataset: str, metric: str) -> Figure:
         f"{KIND_AXIS.get(kinds[0], kinds[0])} noise rate (%)" if len(kinds) == 1 else "noise rate (%)"
     )
     ax.set_ylabel(f"{name} (%)")
-    ax.set_title(f"{dataset}: {name}, mean ± std over seeds")
+    ax.set_title(f"{dataset}: {name}, mean ± std over seeds\n{budget(table)}", fontsize="medium")
     ax.grid(alpha=0.3)
     _legend_beside(ax)
     fig.tight_layout()
@@ -175,8 +175,15 @@ def selection_figure(records: pl.DataFrame, dataset: str) -> Figure | None:
         "training-label accuracy (%)",
         f"{dataset}: labels after each iteration",
     )
+    _budget_title(fig, records)
     fig.tight_layout()
     return fig
+
+
+def _budget_title(fig: Figure, records: pl.DataFrame) -> None:
+    """The runs' profile and training-set size over a figure of panels: a tiny run's curve must not pass
+    for a full-scale one."""
+    fig.suptitle(budget(cells(records)), fontsize="small")
 
 
 def supervised_curve(history_json: str | None) -> list[tuple[float | None, float | None]]:
@@ -229,6 +236,7 @@ def curves_figure(records: pl.DataFrame, dataset: str) -> Figure | None:
         left, "supervised epoch", "training loss", f"{dataset}: loss on the labels trained on", legend=False
     )
     _finish(right, "supervised epoch", "test accuracy (%)", f"{dataset}: test accuracy per epoch")
+    _budget_title(fig, records)
     fig.tight_layout()
     return fig
 

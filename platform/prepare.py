@@ -36,6 +36,7 @@ class DataBundle:
     train_index: np.ndarray | None = None  # int64 [N]: each training sample's position in the full set
     train_files: tuple[str, ...] | None = None  # [N] paths relative to the data root (image-file formats)
     holdout: HeldOutFold | None = None  # an out-of-fold run's held-out fold (data.folds): never trained on
+    notes: tuple[str, ...] = ()  # what the files held besides what the run uses (`Dataset.notes`)
 
     @property
     def num_classes(self) -> int:
@@ -121,6 +122,7 @@ def prepare_data(cfg: RunConfig, *, say: Callable[[str], None] | None = None) ->
         source=source,
         train_index=train_idx.astype(np.int64),
         train_files=tuple(files[i] for i in train_idx) if files is not None else None,
+        notes=ds.notes,
     )
     if d.folds is None or d.holdout_fold is None:
         return bundle

@@ -24,6 +24,7 @@ import polars as pl
 
 from noisylab.confdiff import with_config_columns
 from noisylab.errors import UserError
+from noisylab.profiles import at_published_scale
 from noisylab.tables import Titled
 
 # --metric: which reading of a run's test curve a table pools. The last epoch is what papers usually
@@ -113,7 +114,35 @@ _CELL_SCHEMA: dict[str, pl.DataType] = {
     "n": pl.UInt32(),
     "mean_pct": pl.Float64(),
     "std_pct": pl.Float64(),
+    # The budget of the cell's runs: their training-set size (a planned cell: the profile's subset, null
+    # for the whole set), and whether they ran at the scale published numbers were made at (the report's
+    # recipe on the whole training set: `profiles.at_published_scale`), the only cells `vs_paper` subtracts.
+    "num_train": pl.Int64(),
+    "full_scale": pl.Boolean(),
 }
+
+
+def _train_subset(config_json: str | None) -> tuple[bool, int | None]:
+    """(whether the saved config could be read, its data.train_subset)."""
+    try:
+        data = json.loads(config_json or "")["data"]
+        return True, data.get("train_subset")
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return False, None
+
+
+def _with_scale(records: pl.DataFrame) -> pl.DataFrame:
+    """`records` plus `_full_scale` (see `_CELL_SCHEMA`) and `num_train` (null where a record lacks it)."""
+    texts = records["config_json"].to_list() if "config_json" in records.columns else [None] * records.height
+    profiles = records["profile"].to_list() if "profile" in records.columns else [None] * records.height
+    full = []
+    for text, profile in zip(texts, profiles, strict=True):
+        readable, subset = _train_subset(text)
+        full.append(readable and at_published_scale(profile, subset))
+    out = records.with_columns(pl.Series("_full_scale", full, dtype=pl.Boolean))
+    if "num_train" not in out.columns:
+        out = out.with_columns(pl.lit(None, pl.Int64).alias("num_train"))
+    return out
 
 
 def cells(records: pl.DataFrame, metric: str = "acc") -> pl.DataFrame:
@@ -123,7 +152,7 @@ def cells(records: pl.DataFrame, metric: str = "acc") -> pl.DataFrame:
     column = metric_column(metric)
     if records.height == 0:
         return pl.DataFrame(schema=_CELL_SCHEMA)
-    records = with_config_columns(records)
+    records = _with_scale(with_config_columns(records))
     value = pl.col(column).cast(pl.Float64) * 100
     out = (
         records.group_by(list(CELL_KEYS))
@@ -131,6 +160,8 @@ def cells(records: pl.DataFrame, metric: str = "acc") -> pl.DataFrame:
             value.count().cast(pl.UInt32).alias("n"),
             value.mean().alias("mean_pct"),
             value.std(ddof=1).alias("std_pct"),
+            pl.col("num_train").cast(pl.Int64).max().alias("num_train"),
+            pl.col("_full_scale").all().alias("full_scale"),
         )
         .sort("dataset", "noise_kind", "noise_rate", "method", "model", "profile", "config", nulls_last=True)
     )
@@ -161,6 +192,8 @@ def planned_cells(study: Any, profile: str) -> pl.DataFrame:
             "n": 0,
             "mean_pct": None,
             "std_pct": None,
+            "num_train": cfg.data.train_subset,
+            "full_scale": at_published_scale(cfg.profile, cfg.data.train_subset),
         }
         rows.setdefault(tuple(row[k] for k in CELL_KEYS), row)
     return pl.DataFrame(list(rows.values()), schema=_CELL_SCHEMA, orient="row")
@@ -273,6 +306,7 @@ _VS_SCHEMA: dict[str, pl.DataType] = {
     "method": pl.String(),
     "model": pl.String(),
     "profile": pl.String(),
+    "num_train": pl.Int64(),  # the runs' training-set size: the budget beside the published cell
     "config": pl.String(),
     "dataset": pl.String(),
     "noise": pl.String(),
@@ -288,9 +322,11 @@ _VS_SCHEMA: dict[str, pl.DataType] = {
 
 def vs_paper(cell_table: pl.DataFrame, published: pl.DataFrame, metric: str = "acc") -> pl.DataFrame:
     """Each cell beside its published value (joined on method × dataset × noise kind and rate, and on
-    the model when the published row names one) and `diff_pct` = measured − published. Published rows
-    for the same dataset × noise cells without a measured or planned counterpart (a method noisylab
-    does not run, another backbone) are listed too, after the cells, with the measured columns empty."""
+    the model when the published row names one) and `diff_pct` = measured − published, for cells run at
+    the published scale only (`full_scale`: a `tiny` run beside a full-scale number is no gap; it is
+    shown beside it with `diff_pct` empty, and `vs_paper_notes` says why). Published rows for the same
+    dataset × noise cells without a measured or planned counterpart (a method noisylab does not run,
+    another backbone) are listed too, after the cells, with the measured columns empty."""
     metric_column(metric)
     rate = pl.col("noise_rate").round(_JOIN_DIGITS).alias("_rate")
     on = ["method", "dataset", "noise_kind", "_rate"]
@@ -315,7 +351,12 @@ def vs_paper(cell_table: pl.DataFrame, published: pl.DataFrame, metric: str = "a
             pl.coalesce("table", "table_family", "table_any").alias("published_in"),
             pl.coalesce("source", "source_family", "source_any").alias("source"),
         )
-        .with_columns((pl.col("mean_pct") - pl.col("published_pct")).alias("diff_pct"))
+        .with_columns(
+            pl.when(pl.col("full_scale"))
+            .then(pl.col("mean_pct") - pl.col("published_pct"))
+            .otherwise(None)
+            .alias("diff_pct")
+        )
     )
     reference = pl.concat(
         [
@@ -329,6 +370,7 @@ def vs_paper(cell_table: pl.DataFrame, published: pl.DataFrame, metric: str = "a
         "model",
         "noise_rate",
         pl.lit(None, pl.String).alias("profile"),
+        pl.lit(None, pl.Int64).alias("num_train"),
         pl.lit(None, pl.String).alias("config"),
         pl.lit(None, pl.String).alias("noise"),
         pl.lit(0, pl.UInt32).alias("n"),
@@ -352,6 +394,83 @@ def vs_paper(cell_table: pl.DataFrame, published: pl.DataFrame, metric: str = "a
         nulls_last=True,
     )
     return _conform(out, _VS_SCHEMA)
+
+
+_METRIC_WORDS = {"acc": "accuracy", "f1": "macro-F1"}
+
+
+def _size(n: int | None) -> str:
+    return "the whole training set" if n is None else f"{n:,} training images"
+
+
+def budget(cell_table: pl.DataFrame) -> str:
+    """What the table's runs trained with, for its caption: 'profile cpu-small, 1,500 training images', or
+    'profiles cpu (4,000 training images) and tiny (128 training images)'. The measured cells' budgets;
+    a table of planned cells only names the planned ones ('the whole training set' where no subset)."""
+    measured = cell_table.filter(pl.col("n") > 0)
+    rows = measured if measured.height else cell_table
+    sizes: dict[str, list[int | None]] = {}
+    for profile, n in rows.select("profile", "num_train").unique().sort("profile", "num_train").iter_rows():
+        if profile is not None:
+            sizes.setdefault(profile, []).append(n)
+    if not sizes:
+        return "budget unknown"
+    parts = {p: " and ".join(_size(n) for n in ns) for p, ns in sizes.items()}
+    if len(parts) == 1:
+        ((profile, text),) = parts.items()
+        return f"profile {profile}, {text}"
+    return "profiles " + " and ".join(f"{p} ({text})" for p, text in parts.items())
+
+
+def vs_paper_notes(
+    table: pl.DataFrame,
+    cell_table: pl.DataFrame,
+    published: pl.DataFrame,
+    metric: str,
+    *,
+    planned: tuple[int, int] | None = None,
+) -> tuple[str, ...]:
+    """The lines under a comparison with published numbers: how many cells are measured (`planned`: how
+    many of the planned cells have runs, and how many were planned), why a gap is left empty where a run
+    is set beside a published number of another scale, and why published cells are empty when the
+    published tables give another metric than `metric`."""
+    notes = []
+    measured = int((cell_table["n"] > 0).sum())
+    if planned is not None:
+        done, total = planned
+        extra = measured - done
+        notes.append(
+            f"{done} of {total} planned cells measured"
+            + (f", and {extra} measured cells outside the plan" if extra > 0 else "")
+        )
+    else:
+        notes.append(f"{measured} measured cells")
+    unlike = table.filter(
+        (pl.col("n") > 0) & pl.col("published_pct").is_not_null() & pl.col("diff_pct").is_null()
+    )
+    if unlike.height:
+        notes.append(
+            f"gap left empty for {unlike.height} cells: their runs trained with {budget(unlike)}, the "
+            "published numbers with the full recipe on the whole training set (profile gpu); side by side, "
+            "neither measures the other"
+        )
+    want = published_metric(metric)
+    on = ["dataset", "noise_kind", "_rate"]
+    rate = pl.col("noise_rate").round(_JOIN_DIGITS).alias("_rate")
+    shown = cell_table.with_columns(rate).select(on).unique()
+    pub = published.with_columns(rate).join(shown, on=on, how="semi")
+    have = pub.filter(pl.col("metric") == want).select(on).unique()
+    other = pub.filter(pl.col("metric") != want).join(have, on=on, how="anti")
+    if other.height:
+        datasets = ", ".join(dict.fromkeys(other["dataset"].to_list()))
+        tables = ", ".join(dict.fromkeys(other["table"].to_list()))
+        theirs = other["metric"][0]
+        notes.append(
+            f"{tables} publish {_METRIC_WORDS.get(theirs, theirs)} for {datasets}, not "
+            f"{_METRIC_WORDS[want]}: their published cells are '-' under --metric {metric}; pass --metric "
+            f"{theirs} to compare them"
+        )
+    return tuple(notes)
 
 
 # -------------------------------------------------------------------------------------- best configs
@@ -632,11 +751,15 @@ def report_tables(
     cell_table = cells(records, metric)
     method_order: list[str] = []
     name = ""
+    coverage: tuple[int, int] | None = None
     if study is not None:
         planned = planned_cells(study, _planned_profile(study, profile, records))
+        missing = with_planned(cell_table, planned).height - cell_table.height
+        coverage = (planned.height - missing, planned.height)
         cell_table = with_planned(cell_table, planned)
         method_order = [str(m) for m in study.grid.get("method", ())]
         name = f"{study.name}: "
+    scale = budget(cell_table)  # every caption names it: a tiny run's table must not pass for the paper's
     what = METRIC_NAMES[metric].removeprefix("test ")
     chosen = ["pivot", "cells", "best", "diagnostics", "time"] if table == "all" else [table]
     if table == "all" and published is not None:
@@ -645,32 +768,47 @@ def report_tables(
     for t in chosen:
         comparing = t == "vs_paper" or (t == "pivot" and table != "all")
         if comparing and published is not None:
+            compared = vs_paper(cell_table, published, metric)
             out.append(
                 Titled(
                     "vs_paper",
-                    f"{name}test {what} % (mean ± std over seeds) vs published; diff = measured − published",
-                    vs_paper(cell_table, published, metric),
+                    f"{name}test {what} % (mean ± std over seeds) vs published; diff = measured − published; "
+                    f"{scale}",
+                    compared,
+                    notes=vs_paper_notes(compared, cell_table, published, metric, planned=coverage),
                 )
             )
         elif t == "pivot":
-            title = f"{name}test {what} % (mean ± std over seeds, n runs)"
+            title = f"{name}test {what} % (mean ± std over seeds, n runs); {scale}"
             shown = pivot(cell_table, method_order=method_order)
             numbers = pivot_numbers(cell_table, method_order=method_order)
             labels = [c for c in shown.columns if c not in numbers.columns]
             out.append(Titled("pivot", title, shown, data=numbers, bold=best_cells(numbers, labels)))
         elif t == "cells":
-            out.append(Titled("cells", f"{name}test {what} % per cell", cell_table))
+            out.append(Titled("cells", f"{name}test {what} % per cell; {scale}", cell_table))
         elif t == "best":
             out.append(
-                Titled("best", f"{name}best configuration per dataset × noise", best_configs(records, metric))
+                Titled(
+                    "best",
+                    f"{name}best configuration per dataset × noise; {scale}",
+                    best_configs(records, metric),
+                )
             )
         elif t == "diagnostics":
             out.append(
                 Titled(
-                    "selection", f"{name}selection per stage (against clean labels)", selection_table(records)
+                    "selection",
+                    f"{name}selection per stage (against clean labels); {scale}",
+                    selection_table(records),
                 )
             )
-            out.append(Titled("refinement", f"{name}refinement per iteration", refinement_table(records)))
+            out.append(
+                Titled("refinement", f"{name}refinement per iteration; {scale}", refinement_table(records))
+            )
         elif t == "time":
-            out.append(Titled("time", f"{name}wall time (vs_ce: × the ce runs' median)", time_table(records)))
+            out.append(
+                Titled(
+                    "time", f"{name}wall time (vs_ce: × the ce runs' median); {scale}", time_table(records)
+                )
+            )
     return out

@@ -47,6 +47,7 @@ from noisylab.models import build_model
 from noisylab.names import check_component
 from noisylab.prepare import cache_dir, prepare_data
 from noisylab.results import RECORD_FILE, build_record, now, read_record, write_record
+from noisylab.retries import check_max_failures
 from noisylab.runtime import CACHED, STATE_FILE, load_payload
 from noisylab.samples import HELDOUT_FILE, SAMPLES_FILE, heldout_table, sample_table, write_samples
 from noisylab.trainables import get_method, method_names, method_networks
@@ -81,9 +82,10 @@ def describe_data(bundle: Any) -> str:
     """One line: what the run trains on, at which image size (folders may have been resized)."""
     _, c, h, w = bundle.train_images.shape
     where = f" from {bundle.source.root} (fingerprint {bundle.source.fingerprint})" if bundle.source else ""
+    notes = "".join(f"; {note}" for note in bundle.notes)
     return (
         f"data {bundle.dataset}{where}: {len(bundle.clean_labels)} training images of {h}×{w} px, "
-        f"{c} channel{'s' if c > 1 else ''}"
+        f"{c} channel{'s' if c > 1 else ''}{notes}"
     )
 
 
@@ -192,6 +194,17 @@ def released_unless_saved(directory: Path, *, claimed: bool, created: bool) -> I
         raise
 
 
+WORKER_NICENESS = "RAY_worker_niceness"  # Ray's config `worker_niceness`, read from the environment
+
+
+def needs_ray(cfg: RunConfig, address: str | None) -> bool:
+    """Whether a run trains through Ray Train: data-parallel runs (`workers` ≥ 2) and runs on a cluster
+    (`--address`). One worker on this machine trains in this process: through Ray Train it computed the
+    same epochs (one rank either way) but paid Ray's start, its per-epoch reports and, at Ray's default
+    niceness of 15, every other process on the machine (BENCHMARKS.md, "One worker: in this process")."""
+    return cfg.workers > 1 or (cfg.workers > 0 and address is not None)
+
+
 def check_resources(cfg: RunConfig) -> int:
     """CPUs per worker; refuses more workers than this machine has CPUs (or GPUs with --gpu)."""
     cpus = os.cpu_count() or 1
@@ -199,8 +212,10 @@ def check_resources(cfg: RunConfig) -> int:
         import torch
 
         gpus = torch.cuda.device_count()
-        if cfg.workers > gpus:
-            raise UserError(f"{cfg.workers} GPU workers asked for, but this machine has {gpus} GPU(s)")
+        if max(cfg.workers, 1) > gpus:  # an in-process run (workers 0 or 1) trains on one GPU too
+            raise UserError(
+                f"{max(cfg.workers, 1)} GPU worker(s) asked for, but this machine has {gpus} GPU(s)"
+            )
     if cfg.workers > cpus:
         raise UserError(
             f"--workers {cfg.workers} asks for more workers than this machine's {cpus} CPUs: "
@@ -231,10 +246,14 @@ def execute(
 ) -> RunOutcome:
     """Run `cfg` to the end (or resume it) and return its record. UserError for anything fixable.
 
-    A sweep passes its trial's `study`/`params` (stored in the record), the trial's CPUs per worker, and
-    Train callbacks (Tune's report callback, so every epoch's metrics reach the Tune scheduler)."""
+    `max_failures`: how often Ray Train restarts the run from its newest checkpoint after a worker or
+    node is lost (in-process runs resume with the same command instead). A sweep passes its trial's
+    `study`/`params` (stored in the record), the trial's CPUs per worker, and Train callbacks (Tune's
+    report callback, so every epoch's metrics reach the Tune scheduler)."""
+    check_max_failures(max_failures)
     if cpus_per_worker is None:  # first: `--workers 99` is about CPUs, whatever else it breaks
-        cpus_per_worker = check_resources(cfg) if address is None else 1
+        # a Ray of our own (`local` too) has this machine's CPUs to share out; a cluster's are its own
+        cpus_per_worker = check_resources(cfg) if address in (None, "local") else 1
     cfg = validate(cfg, methods=method_names())  # resolved: config.json holds the values the run uses
     if cfg.model.compile and method_networks(cfg.method) == 2:
         # torch 2.14's inductor fails on the stacked two-network forward with dynamic batch sizes
@@ -474,8 +493,13 @@ def init_ray(address: str | None) -> None:
     # Train's controller collects each epoch's report on this poll; its 2 s default would stall short
     # epochs (the report queue holds one entry). Must be set before Ray starts its processes.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
-    if address is None:  # a cluster of our own: its known-harmless notices are noise (see quiet.py)
-        quiet.install()
+    own = address in (None, "local")  # a Ray instance this process starts for itself
+    if own:
+        quiet.install()  # its known-harmless notices are noise (see quiet.py)
+        # Ray starts its workers at niceness 15 (its `worker_niceness`), so on a busy machine a run's
+        # workers yield to every ordinary process; a Ray of our own runs them at this process's priority
+        # (Ray applies the value relative to it). A value the user set is kept.
+        os.environ.setdefault(WORKER_NICENESS, "0")
     try:
         ray.init(
             # No address: a cluster of our own. Ray's own discovery (address None) looks for clusters
@@ -491,7 +515,7 @@ def init_ray(address: str | None) -> None:
         raise UserError(
             f"cannot reach a Ray cluster at {address}: {e}; check the address (ray status)"
         ) from None
-    if address is None and (logs := quiet.ray_logs_dir()):
+    if own and (logs := quiet.ray_logs_dir()):
         logging.getLogger("noisylab").warning("Ray's full logs: %s", logs)
 
 

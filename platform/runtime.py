@@ -130,6 +130,15 @@ class Reporter(Protocol):
     def report(self, metrics: dict[str, Any], payload: dict[str, Any]) -> None: ...
 
 
+def newest_checkpoint(directory: Path) -> Path | None:
+    """The newest checkpoint of a run folder, in-process (`state.pt`) or Ray Train's
+    (`checkpoint_*/state.pt`): a run started one way resumes the other (one worker trains in this
+    process now; with `--address`, through Ray Train), from whichever was written last."""
+    found = [directory / STATE_FILE, *directory.glob(f"checkpoint_*/{STATE_FILE}")]
+    found = [p for p in found if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
 class LocalReporter:
     """Checkpoints to `directory/state.pt` (atomically); the metrics travel in the state's history."""
 
@@ -137,8 +146,8 @@ class LocalReporter:
         self.directory = directory
 
     def restore(self) -> dict[str, Any] | None:
-        path = self.directory / STATE_FILE
-        return load_payload(path) if path.exists() else None
+        path = newest_checkpoint(self.directory)
+        return load_payload(path) if path is not None else None
 
     def report(self, metrics: dict[str, Any], payload: dict[str, Any]) -> None:
         save_payload(payload, self.directory / STATE_FILE)
@@ -146,17 +155,20 @@ class LocalReporter:
 
 class RayReporter:
     """Reports through `ray.train.report` (a barrier: every rank calls it); rank 0 attaches the
-    checkpoint, since after the all-gathers every rank holds the same state."""
+    checkpoint, since after the all-gathers every rank holds the same state. `directory`: the run folder,
+    whose in-process checkpoint a run resumes from when Ray Train has none of its own."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, directory: Path | None = None) -> None:
         self.world = world
+        self.directory = directory
 
     def restore(self) -> dict[str, Any] | None:
         import ray.train
 
         checkpoint = ray.train.get_checkpoint()
         if checkpoint is None:
-            return None
+            local = self.directory / STATE_FILE if self.directory is not None else None
+            return load_payload(local) if local is not None and local.is_file() else None
         with checkpoint.as_directory() as d:
             return load_payload(Path(d) / STATE_FILE)
 

@@ -38,6 +38,7 @@ from noisylab.config import RunConfig, validate
 from noisylab.errors import UserError
 from noisylab.names import check_component
 from noisylab.profiles import make_config
+from noisylab.retries import DEFAULT_MAX_FAILURES, check_max_failures
 from noisylab.runner import default_name, execute, init_ray
 from noisylab.sweeps import Choice, LogUniform, Study, SweepProfile, Uniform
 from noisylab.trackers import MLRUNS, ray_callbacks
@@ -57,6 +58,7 @@ class TrialContext:
     sweep: SweepProfile
     runs_dir: str
     user_overrides: dict[str, Any] = field(default_factory=dict)
+    max_failures: int = DEFAULT_MAX_FAILURES  # restarts of the trial's Train run from its checkpoint
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,36 @@ def plan(study: Study, profile: str, user_overrides: dict[str, Any]) -> list[Run
     return configs
 
 
+def check_data(configs: list[RunConfig]) -> None:
+    """Every dataset (and label file) the planned trials read is where they will read it; else one line
+    naming each that is missing, so a sweep of hundreds of trials does not find out at its 100th."""
+    from noisylab.data import DEFAULT_ROOTS
+    from noisylab.data.presence import missing_files
+
+    found: dict[tuple[str, str], list[str]] = {}
+    for cfg in configs:
+        d = cfg.data
+        root = Path(d.root).expanduser() if d.root else DEFAULT_ROOTS.get(d.dataset.strip().lower())
+        if root is None:
+            continue  # an unknown format: the loader's own message says so when the trial starts
+        if (d.dataset, str(root)) not in found:
+            found[(d.dataset, str(root))] = missing_files(d.dataset, root)
+        spec = d.noise_spec
+        if spec.path is not None and ("labels", str(spec.path)) not in found:
+            found[("labels", str(spec.path))] = [] if spec.path.is_file() else [str(spec.path)]
+    gaps = [(what, where, names) for (what, where), names in found.items() if names]
+    if not gaps:
+        return
+    parts = []
+    for what, _, names in gaps:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        parts.append(f"{what} ({shown})")
+    raise UserError(
+        f"missing files of {len(gaps)} of the {len(found)} datasets the trials read: {'; '.join(parts)}: "
+        "put them there, or point the study at them with --set data.root=PATH"
+    )
+
+
 def describe_domain(domain: Choice | Uniform | LogUniform) -> str:
     if isinstance(domain, Choice):
         return f"one of {len(domain.values)}"
@@ -133,6 +165,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         cpus_per_worker=p.cpus_per_trial,
         gpus_per_worker=p.gpus_per_trial / max(p.workers_per_trial, 1),
         train_callbacks=[TuneReportCallback()],
+        max_failures=context.max_failures,
     )
     r = outcome.record
     tune.report(
@@ -204,10 +237,17 @@ def search_seed(study: str) -> int:
 
 
 def check_sweep(
-    study: Study, profile: str, storage: Path | str, user_overrides: dict[str, Any], *, resume: bool
+    study: Study,
+    profile: str,
+    storage: Path | str,
+    user_overrides: dict[str, Any],
+    *,
+    resume: bool,
+    data_here: bool = True,
 ) -> tuple[Path, dict[str, Any], list[RunConfig]]:
     """Every check a sweep makes before anything starts: (the study's folder, what its study.json holds,
-    the checked config of every grid point)."""
+    the checked config of every grid point). `data_here`: the trials read their data from this machine's
+    file system (not so for a driver attached through Ray Client, whose trials run on the cluster)."""
     if "://" in str(storage):
         # Every trial writes its record and resumes from its checkpoints through the file system.
         raise UserError(
@@ -219,6 +259,8 @@ def check_sweep(
     if storage.exists() and not storage.is_dir():
         raise UserError(f"--storage {storage} is a file, not a folder: choose a folder for the studies")
     configs = plan(study, profile, user_overrides)  # every problem is found before anything starts
+    if data_here:
+        check_data(configs)
     directory = storage.resolve() / study.name
     # JSON round trip so the comparison with a stored marker sees the same types (tuples → lists).
     wanted = json.loads(
@@ -249,8 +291,11 @@ def run_sweep(
     autoscaling: bool = False,
     write: Callable[[str], None] = print,
     loggers: tuple[str, ...] = (),
+    max_failures: int = DEFAULT_MAX_FAILURES,
 ) -> SweepOutcome:
-    """Run (or resume) every trial of `study`; returns where the records are and what failed."""
+    """Run (or resume) every trial of `study`; returns where the records are and what failed. Each
+    trial's Train run restarts from its newest checkpoint after up to `max_failures` lost workers or
+    nodes; Tune then starts a failed trial once more (resuming from the same folder)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import BasicVariantGenerator
@@ -258,7 +303,11 @@ def run_sweep(
     from noisylab.sweep_progress import SweepProgress, trial_label
 
     user_overrides = user_overrides or {}
-    directory, wanted, _ = check_sweep(study, profile, storage, user_overrides, resume=resume)
+    check_max_failures(max_failures)
+    client = address is not None and address.startswith("ray://")
+    directory, wanted, _ = check_sweep(
+        study, profile, storage, user_overrides, resume=resume, data_here=not client
+    )
     sweep = study.profile(profile)
     storage = directory.parent
 
@@ -269,7 +318,7 @@ def run_sweep(
     check_cluster(sweep, profile, study.name, address, autoscaling=autoscaling)
     runs_dir = claim_study_dir(directory, wanted)
 
-    context = TrialContext(study.name, profile, sweep, str(runs_dir), user_overrides)
+    context = TrialContext(study.name, profile, sweep, str(runs_dir), user_overrides, max_failures)
     # The Tune trial only drives its Train run; the Train workers hold the CPUs/GPUs. Tune refuses an empty
     # request, so the driver asks for a token amount of memory (bytes) and no CPU.
     trainable = tune.with_resources(

@@ -32,6 +32,7 @@ class Titled:
     frame: pl.DataFrame  # what is shown (terminal, Markdown, LaTeX)
     data: pl.DataFrame | None = None  # what CSV/Parquet hold when it differs from `frame`: numbers only
     bold: frozenset[tuple[int, str]] = frozenset()  # (row, column) cells set in bold in LaTeX
+    notes: tuple[str, ...] = ()  # lines under the table (terminal, Markdown, LaTeX); CSV/Parquet hold data
 
     @property
     def export(self) -> pl.DataFrame:
@@ -87,9 +88,15 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
-def to_latex(frame: pl.DataFrame, title: str = "", bold: frozenset[tuple[int, str]] = frozenset()) -> str:
+def to_latex(
+    frame: pl.DataFrame,
+    title: str = "",
+    bold: frozenset[tuple[int, str]] = frozenset(),
+    notes: tuple[str, ...] = (),
+) -> str:
     """A `table` float holding a booktabs `tabular` (`\\toprule`, `\\midrule`, `\\bottomrule`: the
-    document needs `\\usepackage{booktabs}`); the cells in `bold` (row, column) are set in bold."""
+    document needs `\\usepackage{booktabs}`); the cells in `bold` (row, column) are set in bold; each
+    of `notes` a small paragraph under the tabular."""
     spec = "".join("r" if _numeric(t) else "l" for t in frame.dtypes)
     lines = [r"\begin{table}[ht]", r"\centering"]
     if title:
@@ -103,7 +110,9 @@ def to_latex(frame: pl.DataFrame, title: str = "", bold: frozenset[tuple[int, st
             rf"\textbf{{{t}}}" if (i, c) in bold else t for t, c in zip(texts, frame.columns, strict=True)
         ]
         lines.append(" & ".join(texts) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [rf"\par\smallskip{{\footnotesize {latex_escape(note)}}}" for note in notes]
+    lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
 
 
@@ -114,13 +123,17 @@ def render_text(tables: Sequence[Titled], fmt: str) -> str:
             raise UserError("CSV on the terminal holds one table: choose one --table, or give --output FILE")
         return tables[0].export.write_csv()
     if fmt == "markdown":
-        return "\n".join(f"### {t.title}\n\n{to_markdown(t.frame)}" for t in tables)
+        return "\n".join(
+            f"### {t.title}\n\n{to_markdown(t.frame)}" + "".join(f"\n{note}\n" for note in t.notes)
+            for t in tables
+        )
     if fmt == "latex":
-        return "\n".join(to_latex(t.frame, t.title, t.bold) for t in tables)
+        return "\n".join(to_latex(t.frame, t.title, t.bold, t.notes) for t in tables)
     raise UserError(f"--format {fmt} cannot be shown on the terminal: give --output FILE")
 
 
-LONG_TEXT = ("source",)  # columns of prose (a paper and its table): cut on the terminal, whole in exports
+# Columns of prose (a paper and its table): cut on a terminal; whole in a pipe, a file and every export.
+LONG_TEXT = ("source",)
 LONG_TEXT_WIDTH = 24  # characters
 
 
@@ -130,7 +143,7 @@ def print_tables(tables: Sequence[Titled], console: Console) -> None:
         for name, dtype in t.frame.schema.items():
             if _numeric(dtype):
                 table.add_column(name, justify="right")
-            elif name in LONG_TEXT:  # one line a row on the terminal; exports keep the whole text
+            elif name in LONG_TEXT and console.is_terminal:  # one line a row; a pipe gets the whole text
                 table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=LONG_TEXT_WIDTH)
             else:
                 table.add_column(name)
@@ -140,6 +153,8 @@ def print_tables(tables: Sequence[Titled], console: Console) -> None:
             console.print(f"{t.title}: no rows", markup=False, highlight=False)
         else:
             console.print(table)
+        for note in t.notes:
+            console.print(note, markup=False, highlight=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------- files

@@ -5,9 +5,10 @@
   (each epoch reaches Tune through Train's `TuneReportCallback`). TensorBoard event files land in each
   trial's Tune folder under the study; MLflow runs in `<storage>/<study>/mlruns`, one experiment per study.
 * `noisylab run --logger ...`: no Tune is involved, so rank 0 of the workers (or the process, with
-  `--workers 0`) drives the same callbacks with `RunAsTrial`, the few attributes of a Tune trial they
-  read, after every epoch, as it writes metrics.jsonl. TensorBoard files land in `runs/<run>/`, MLflow
-  runs in `<storage>/mlruns`.
+  `--workers 0`) logs after every epoch, as it writes metrics.jsonl: TensorBoard through its own writer
+  (`tensorboard_log`: tags by meaning, steps as in metrics.jsonl, the hyper-parameters the method reads)
+  into `runs/<run>/`; MLflow through Ray's callback, driven with `RunAsTrial` (the few attributes of a
+  Tune trial it reads) into `<storage>/mlruns`, with the same hyper-parameters.
 
 TensorBoard needs `tensorboardX` (installed with Ray Tune); MLflow needs the `mlflow` extra
 (`pip install -e '.[mlflow]'`). Open them with `tensorboard --logdir runs` (or the study folder) and
@@ -21,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from noisylab.config import RunConfig
 from noisylab.errors import UserError
 
 LOGGERS = ("tensorboard", "mlflow")
@@ -86,16 +88,22 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 class RunTrackers:
-    """Per-epoch `on_step` feeding Ray's logger callbacks for one run; `close()` ends the tracker runs."""
+    """Per-epoch `on_step` feeding the run's trackers; `close()` ends the tracker runs."""
 
-    def __init__(self, names: Sequence[str], run_dir: Path, config: dict[str, Any]) -> None:
-        from noisylab.confdiff import flatten
+    def __init__(
+        self, names: Sequence[str], run_dir: Path, cfg: RunConfig, class_names: Sequence[str] = ()
+    ) -> None:
+        from noisylab.tensorboard_log import TensorBoardLog, hyperparameters
 
-        self.trial = RunAsTrial(run_dir.name, run_dir, flatten(config))
-        self.callbacks = ray_callbacks(names, run_dir.parent / MLRUNS, experiment="noisylab-runs")
+        self.board = TensorBoardLog(run_dir, cfg, class_names) if "tensorboard" in names else None
+        self.trial = RunAsTrial(run_dir.name, run_dir, dict(hyperparameters(cfg)))
+        others = [n for n in names if n != "tensorboard"]
+        self.callbacks = ray_callbacks(others, run_dir.parent / MLRUNS, experiment="noisylab-runs")
         self.started = False
 
     def __call__(self, index: int, step: Any, metrics: dict[str, Any]) -> None:
+        if self.board is not None:
+            self.board(index, step, metrics)
         if not self.started:
             for cb in self.callbacks:
                 if hasattr(cb, "setup") and not hasattr(cb, "_trial_writer"):
@@ -107,6 +115,8 @@ class RunTrackers:
             cb.log_trial_result(index + 1, self.trial, result)
 
     def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
         if self.started:
             for cb in self.callbacks:
                 cb.log_trial_end(self.trial, failed=False)

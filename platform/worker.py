@@ -139,21 +139,25 @@ def outcome(state: TrainState, ctx: Context, attempt: str, bundle: DataBundle) -
     }
 
 
-def _on_step(spec: WorkerSpec, world: World) -> tuple[Callable[[int, Any, dict[str, Any]], None] | None, Any]:
+def _on_step(
+    spec: WorkerSpec, world: World, bundle: DataBundle
+) -> tuple[Callable[[int, Any, dict[str, Any]], None] | None, Any]:
     """Rank 0's per-epoch writers (metrics.jsonl, trackers), and the trackers to close at the end."""
     if spec.metrics_path is None or not world.is_main:
         return None, None
     path = Path(spec.metrics_path)
-    trackers = RunTrackers(spec.loggers, path.parent, spec.cfg.to_dict()) if spec.loggers else None
+    trackers = RunTrackers(spec.loggers, path.parent, spec.cfg, bundle.class_names) if spec.loggers else None
     return combine(metrics_writer(path), trackers), trackers
 
 
 def run_local(spec: WorkerSpec, directory: Path) -> dict[str, Any]:
     """The whole run in this process, no Ray: checkpoints go to `directory`."""
     bundle: DataBundle = spec.data
-    ctx = build_context(spec, bundle, World(), in_ray=False)
+    # `--gpu` in this process: the one GPU (a Ray worker gets it from Train's `get_device`)
+    device = torch.device("cuda" if spec.cfg.use_gpu else "cpu")
+    ctx = build_context(spec, bundle, World(device=device), in_ray=False)
     reporter: Reporter = LocalReporter(directory)
-    on_step, trackers = _on_step(spec, ctx.world)
+    on_step, trackers = _on_step(spec, ctx.world, bundle)
     state = run_schedule(
         get_method(spec.cfg.method),
         ctx,
@@ -191,12 +195,12 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         )
         if spec.cfg.model.compile:
             ctx.model = compiled(ctx.model)  # compile DDP's wrapper: gradients still sync per bucket
-    on_step, trackers = _on_step(spec, world)
+    on_step, trackers = _on_step(spec, world, bundle)
     try:
         state = run_schedule(
             get_method(spec.cfg.method),
             ctx,
-            RayReporter(world),
+            RayReporter(world, Path(spec.metrics_path).parent if spec.metrics_path else None),
             fingerprint=spec.fingerprint,
             fail_at_step=spec.fail_at_step,
             on_step=on_step,

@@ -117,11 +117,14 @@ class Study:
                 raise UserError(f"study '{self.name}': grid axis '{path}' needs a non-empty list of values")
 
     def profile(self, name: str) -> SweepProfile:
-        if name not in self.profiles:
-            raise UserError(
-                f"study '{self.name}' has no '{name}' profile: choose one of {', '.join(self.profiles)}"
-            )
-        return self.profiles[name]
+        """The study profile `name`; `tiny` (a smoke test) is derived from the cpu profile unless the study
+        defines its own."""
+        if name in self.profiles:
+            return self.profiles[name]
+        if name == SMOKE:
+            return smoke_profile(self)
+        choices = [*self.profiles, f"{SMOKE} (a smoke test)"]
+        raise UserError(f"study '{self.name}' has no '{name}' profile: choose one of {', '.join(choices)}")
 
     def grid_points(self, profile: str) -> list[dict[str, Any]]:
         """The Cartesian product of the grid axes and the profile's seeds, in a stable order (first axis
@@ -132,6 +135,17 @@ class Study:
 
     def num_trials(self, profile: str) -> int:
         return len(self.grid_points(profile)) * (self.num_samples if self.search else 1)
+
+
+SMOKE = "tiny"  # the study profile every study has: its grid on the `tiny` run profile, one seed
+
+
+def smoke_profile(study: Study) -> SweepProfile:
+    """`noisylab sweep STUDY --profile tiny`: every grid point once (seed 0) on the `tiny` run profile,
+    one trial at a time on one CPU, with the study's cpu settings (a medical threshold, an image size), so
+    a study is checked end to end in minutes before its real budget is spent on it."""
+    base = study.profiles.get("cpu") or next(iter(study.profiles.values()))
+    return SweepProfile(SMOKE, dict(base.overrides), seeds=(0,), cpus_per_trial=1, max_concurrent_trials=1)
 
 
 def study_names() -> tuple[str, ...]:

@@ -43,5 +43,20 @@ STUDY = Study(
         "cpu": SweepProfile(
             "cpu-small", {"eval_every": "epoch", "pretrain.epochs": 2}, seeds=(0,), max_concurrent_trials=1
         ),
+        # The smoke test: the tiny run profile has 2 refinement iterations of 2 epochs, which the searched
+        # stages and learning rates (4 iterations of 4, 7, 7, 7 epochs) do not fit, so the report's
+        # iterations come back, on tiny's 128 images.
+        "tiny": SweepProfile(
+            "tiny",
+            {
+                "eval_every": "epoch",
+                "refine.iterations": 4,
+                "refine.epochs": (4, 7, 7, 7),
+                "refine.stages": STAGES[0],
+                "refine.lrs": LRS[0],
+            },
+            seeds=(0,),
+            max_concurrent_trials=1,
+        ),
     },
 )

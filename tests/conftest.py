@@ -63,3 +63,9 @@ def ray_session() -> Iterator[None]:
         )
     yield
     ray.shutdown()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `own_ray` start a Ray cluster of their own (in a subprocess): they run first, before
+    any test starts the session's Ray, so that two Ray instances never share this machine's cores."""
+    items.sort(key=lambda item: item.get_closest_marker("own_ray") is None)

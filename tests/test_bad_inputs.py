@@ -2,8 +2,8 @@
 nothing written, lost or half-written (every file under the case's folder is byte-identical after).
 
 Each case is (id, set-up, argv, exit code, a substring of the line). The set-up writes the files the case
-needs into its own folder; `{tmp}` in argv is that folder, `{npz}` the digits archive. The table in
-BENCHMARKS.md is this list, run: `python benchmarks/bad_inputs_table.py`.
+needs into its own folder; `{tmp}` in argv (and in the line) is that folder, `{npz}` the digits archive.
+The table in BENCHMARKS.md is this list, run: `python benchmarks/bad_inputs_table.py`.
 """
 
 from __future__ import annotations
@@ -190,6 +190,17 @@ def run_config_nested_5000_deep(tmp: Path) -> None:
     (tmp / "runs" / "mine" / "config.json").write_text('{"data": ' * 5000 + "1" + "}" * 5000)
 
 
+def misspelt_toml(tmp: Path) -> None:
+    (tmp / "vary.toml").write_text("[refine]\ntreshold = 0.5\n")
+
+
+def misspelt_run_config(tmp: Path) -> None:
+    config = RunConfig().to_dict()
+    config["refine"]["treshold"] = config["refine"].pop("threshold")
+    (tmp / "runs" / "mine").mkdir(parents=True)
+    (tmp / "runs" / "mine" / "config.json").write_text(json.dumps(config))
+
+
 def a_file(tmp: Path) -> None:
     (tmp / "afile").write_text("not a folder")
 
@@ -351,7 +362,27 @@ CASES: list[Case] = [
     Case(
         "stages beyond the epochs", None, [*RUN, "--set", "refine.stages=[[1,3],[1,2]]"], 2, "outside its 2"
     ),
-    Case("misspelt field", None, [*RUN, "--set", "refine.treshold=0.5"], 2, "unknown config field"),
+    Case(
+        "misspelt field",
+        None,
+        [*RUN, "--set", "refine.treshold=0.5"],
+        2,
+        "unknown config field 'refine.treshold' (did you mean `refine.threshold`?)",
+    ),
+    Case(
+        "misspelt field in a --config file",
+        misspelt_toml,
+        [*RUN, "--config", "{tmp}/vary.toml"],
+        2,
+        "unknown config field 'refine.treshold' (did you mean `refine.threshold`?)",
+    ),
+    Case(
+        "misspelt field in a run folder's config.json",
+        misspelt_run_config,
+        [*RUN, "--name", "mine"],
+        2,
+        "unknown config field 'refine.treshold' in a saved config (did you mean `refine.threshold`?)",
+    ),
     Case("--set without a value", None, [*RUN, "--set", "refine.threshold"], 2, "expects PATH=VALUE"),
     Case(
         "infinite learning rate",
@@ -422,6 +453,49 @@ CASES: list[Case] = [
         "Invalid value for '--seed': Input should be a valid integer",
     ),
     Case("unknown command", None, ["runn"], 2, "No such command 'runn'"),
+    # retries of Ray Train runs from their newest checkpoint
+    Case(
+        "negative --max-failures",
+        None,
+        [*RUN, "--workers", "2", "--max-failures", "-1"],
+        2,
+        "--max-failures must lie in 0..1000 (restarts from the newest checkpoint), got -1",
+    ),
+    Case(
+        "--max-failures 10**6",
+        None,
+        [*RUN, "--workers", "2", "--max-failures", "1000000"],
+        2,
+        "--max-failures must lie in 0..1000",
+    ),
+    Case(
+        "--max-failures not a number",
+        None,
+        [*RUN, "--max-failures", "many"],
+        2,
+        "Invalid value for '--max-failures'",
+    ),
+    Case(
+        "--max-failures for a run in this process",
+        None,
+        [*RUN, "--max-failures", "5"],
+        2,
+        "--max-failures applies to Ray Train runs (--workers 2 or more, or --address)",
+    ),
+    Case(
+        "sweep with negative --max-failures",
+        None,
+        ["sweep", "fmnist_cpu", "--dry-run", "--max-failures", "-2"],
+        2,
+        "--max-failures must lie in 0..1000",
+    ),
+    Case(
+        "sweep --local with --max-failures",
+        None,
+        ["sweep", "fmnist_cpu", "--local", "--storage", "{tmp}/st", "--max-failures", "1"],
+        2,
+        "--max-failures applies to Ray Train trials: drop it with --local",
+    ),
     # integer fields bounded where they are checked (a huge batch overflowed torch, after the folder was
     # claimed: the corrected command was then refused as "started with another config")
     Case(
@@ -747,6 +821,10 @@ CASES: list[Case] = [
         "cannot be used (it is not a readable .npy array): set aside as",
         CACHE_ENV,
     ),
+    # listings
+    Case(
+        "fields --format xml", None, ["fields", "--format", "xml"], 2, "unknown format 'xml': choose one of"
+    ),
     # show and report
     Case(
         "show a foreign file", corrupt_record, ["show", "{tmp}/runs/done/record.parquet"], 2, "not a noisylab"
@@ -869,6 +947,20 @@ CASES: list[Case] = [
         "is a file, not a folder",
     ),
     Case(
+        "sweep --dry-run of a study whose data is missing",
+        None,
+        ["sweep", "paper_table3", "--profile", "tiny", "--dry-run", "--set", "data.root={tmp}/cifar"],
+        2,
+        "missing files of 1 of the 1 datasets the trials read: cifar100 ({tmp}/cifar/cifar-100-python/)",
+    ),
+    Case(
+        "sweep of a study whose data is missing",
+        None,
+        ["sweep", "fmnist_cpu", "--profile", "tiny", "--storage", "{tmp}/st", "--set", "data.root={tmp}/f"],
+        2,
+        "missing files of 1 of the 1 datasets the trials read: fashion-mnist ({tmp}/f/train-images-idx3",
+    ),
+    Case(
         "study file with a syntax error",
         study_syntax_error,
         ["sweep", "{tmp}/study.py", "--dry-run"],
@@ -939,16 +1031,17 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
 ) -> None:
     code, stderr, output, before, after = run_case(case, tmp_path, digits_npz)
     lines = [line for line in stderr.splitlines() if line.strip()]
+    message = _argv([case.message], tmp_path, digits_npz)[0]  # `{tmp}` in a message is the case's folder
     assert code == case.code, output
     assert "Traceback" not in output and "weights_only=False" not in output
     if case.code == 0:  # repaired: one warning, no error, nothing lost (a bad entry is kept as .bad)
         warnings = [line for line in lines if line.startswith("warning: ")]
-        assert len(warnings) == 1 and case.message in warnings[0], stderr
+        assert len(warnings) == 1 and message in warnings[0], stderr
         assert not any(line.startswith("error: ") for line in lines), stderr
         assert kept(before, after), "a file changed or vanished"
         return
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    assert case.message in lines[0], lines[0]
+    assert message in lines[0], lines[0]
     assert after == before, "files changed, appeared or vanished"
 
 

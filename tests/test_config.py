@@ -74,7 +74,7 @@ def test_bad_overrides_name_the_field(path: str, value: str, message: str) -> No
 
 
 def test_a_misspelt_leaf_suggests_the_real_path() -> None:
-    with pytest.raises(UserError, match=r"did you mean refine\.threshold"):
+    with pytest.raises(UserError, match=r"did you mean `refine\.threshold`"):
         with_overrides(RunConfig(), {"threshold": 0.5})
 
 

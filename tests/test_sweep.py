@@ -91,7 +91,13 @@ def test_unknown_study_and_missing_profile(digits_npz: Path) -> None:
         tiny_study(digits_npz).profile("gpu")
 
 
-def test_cli_dry_run_lists_trials_and_writes_nothing(tmp_path: Path) -> None:
+def test_cli_dry_run_lists_trials_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # CIFAR's files where the study reads them (data/<name>), present by name
+    for folder, names in (("cifar10/cifar-10-batches-py", ("batches.meta", "test_batch")),
+                          ("cifar100/cifar-100-python", ("meta", "train", "test"))):  # fmt: skip
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        for name in (*names, *(f"data_batch_{i}" for i in range(1, 6))):
+            (tmp_path / "data" / folder / name).touch()
     result = runner.invoke(
         app, ["sweep", "paper_table2", "--dry-run", "--profile", "gpu", "--storage", str(tmp_path / "s")]
     )

@@ -25,9 +25,12 @@ class SupervisedMethod:
     """Training on the given (noisy) labels with one per-sample loss, built from the run's config by
     `make_loss`; `ce` is this with CE. Subclasses change what one batch does through `loss_fn`."""
 
-    def __init__(self, name: str, make_loss: Callable[[RunConfig], batches.PerSampleLoss]) -> None:
+    def __init__(
+        self, name: str, make_loss: Callable[[RunConfig], batches.PerSampleLoss], description: str = ""
+    ) -> None:
         self.name = name
         self.make_loss = make_loss
+        self.description = description  # what `noisylab methods` says (else its module's docstring)
 
     def schedule(self, cfg: RunConfig) -> list[Step]:
         n, b = baseline_epochs(cfg), cfg.baseline

@@ -34,12 +34,26 @@ def apl_loss(cfg: RunConfig) -> batches.PerSampleLoss:
 
 
 def swce_method() -> SupervisedMethod:
-    return SupervisedMethod("swce", lambda cfg: batches.main_loss("swce", cfg.loss))
+    return SupervisedMethod(
+        "swce",
+        lambda cfg: batches.main_loss("swce", cfg.loss),
+        "ce's budget with softmax-weighted cross entropy, p_y · (−log p_y), the weight p_y a stop-gradient "
+        "(loss.swce_detach): the report's main loss on its own",
+    )
 
 
 def focal_method() -> SupervisedMethod:
-    return SupervisedMethod("focal", lambda cfg: batches.main_loss("focal", cfg.loss))
+    return SupervisedMethod(
+        "focal",
+        lambda cfg: batches.main_loss("focal", cfg.loss),
+        "ce's budget with focal loss, −(1 − p_y)^γ · log p_y, γ = loss.focal_gamma = 2 (Lin et al. 2017)",
+    )
 
 
 def nce_mae_method() -> SupervisedMethod:
-    return SupervisedMethod("nce_mae", apl_loss)
+    return SupervisedMethod(
+        "nce_mae",
+        apl_loss,
+        "ce's budget with the active-passive loss α · NCE + β · (1 − p_y), α = β = 1 (loss.apl_alpha, "
+        "loss.apl_beta; Ma et al. 2020)",
+    )

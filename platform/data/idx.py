@@ -37,7 +37,7 @@ MNIST_CLASSES: tuple[str, ...] = numeric_class_names(10)
 _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 
 # Where the files may sit under the root: flat (Debian, the original site), or torchvision's layout.
-_SUBDIRS = ("", "raw", "MNIST/raw", "FashionMNIST/raw")
+SUBDIRS = ("", "raw", "MNIST/raw", "FashionMNIST/raw")
 
 _HINTS = {
     "fashion-mnist": "install Debian's dataset-fashion-mnist or pass --data-root",
@@ -81,7 +81,7 @@ def _load_split(
 
 def find_idx_file(name: str, root: Path, stem: str) -> Path:
     """`stem` or `stem.gz` under root (or torchvision's raw/ folders); UserError with the fix if absent."""
-    for subdir in _SUBDIRS:
+    for subdir in SUBDIRS:
         for candidate in (root / subdir / stem, root / subdir / f"{stem}.gz"):
             if candidate.is_file():
                 return candidate

@@ -103,6 +103,9 @@ class Dataset:
     name: str
     train: ImageSet
     test: ImageSet
+    # What the run's data line says about the files besides the splits it trains and tests on (an .npz's
+    # val_* arrays that are not used, say), so nothing in a user's files is dropped without a word.
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """A test set with other classes or channels would make every accuracy number meaningless."""

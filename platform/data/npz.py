@@ -1,7 +1,8 @@
 """MedMNIST-style .npz archives: train_images / train_labels / test_images / test_labels.
 
 Loaded with allow_pickle=False: an .npz holding object arrays could run code when unpickled.
-The val_* arrays MedMNIST ships are ignored (noisylab does its own selection splits).
+The val_* arrays MedMNIST ships are not used (every method selects from the training split, and the
+test split is what a record reports); the run's data line says so, with their size.
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ def find_npz(root: Path) -> Path:
     return found[0]
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+_UNUSED = ("val_images", "val_labels")  # MedMNIST's validation split: named on the run's data line
+
+
+def _read_arrays(path: Path) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """The four arrays a run uses, and a note on the validation split when the archive has one."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in _KEYS if key not in archive.files]
@@ -52,7 +57,15 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
                     f"{path} lacks {', '.join(missing)} (has {', '.join(archive.files) or 'nothing'}); "
                     "it must use MedMNIST's keys train_images, train_labels, test_images, test_labels"
                 )
-            return {key: archive[key] for key in _KEYS}
+            unused = [key for key in _UNUSED if key in archive.files]
+            notes: tuple[str, ...] = ()
+            if unused:
+                size = len(archive[unused[0]])  # reads one array's header and data: the size to name
+                notes = (
+                    f"its {' and '.join(unused)} ({size:,} images) are not used: methods select from the "
+                    "training split, records report the test split",
+                )
+            return {key: archive[key] for key in _KEYS}, notes
     except UserError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
@@ -96,7 +109,7 @@ def _labels(array: np.ndarray, key: str, path: Path, count: int) -> np.ndarray:
 def load_npz(root: Path, *, image_size: int | None = None) -> Dataset:
     """A MedMNIST .npz (or folder with one); K = largest label + 1, class names "0".."K-1"."""
     path = find_npz(root)
-    arrays = _read_arrays(path)
+    arrays, notes = _read_arrays(path)
     images = {
         split: _images(arrays[f"{split}_images"], f"{split}_images", path) for split in ("train", "test")
     }
@@ -117,4 +130,4 @@ def load_npz(root: Path, *, image_size: int | None = None) -> Dataset:
         split: ImageSet(resize_batch(images[split], image_size), labels_tensor(labels[split]), classes)
         for split in ("train", "test")
     }
-    return Dataset(name="npz", train=sets["train"], test=sets["test"])
+    return Dataset(name="npz", train=sets["train"], test=sets["test"], notes=notes)

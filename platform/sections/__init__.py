@@ -84,3 +84,25 @@ SECTIONS: tuple[Section, ...] = (
     _section(decoupling, "decoupling"),
     _section(lsl, "lsl"),
 )
+
+
+# The sections of RunConfig that config.py defines for the methods that share them: the report's
+# pipeline (and the pipeline on DivideMix) reads its pre-training, warm-up, refinement and loss; C2D
+# pre-trains as the pipeline does; the loss-only baselines read their loss's settings. Every run reads
+# its own settings (seed, batch, optimiser...), `data` and `model`.
+SHARED_SECTIONS: dict[str, tuple[str, ...]] = {
+    "paper": ("pretrain", "warmup", "refine", "loss"),
+    "paper_dividemix": ("pretrain", "warmup", "refine", "loss"),
+    "c2d": ("pretrain",),
+    "swce": ("loss",),
+    "focal": ("loss",),
+    "nce_mae": ("loss",),
+}
+ALWAYS_READ = ("data", "model")
+
+
+def sections_read(base: str) -> tuple[str, ...]:
+    """The RunConfig sections a run of base method `base` reads (besides the run's own settings): what
+    an experiment tracker lists as its hyper-parameters, leaving out the sections of other methods."""
+    own = tuple(s.name for s in SECTIONS if base in s.methods)
+    return (*ALWAYS_READ, *SHARED_SECTIONS.get(base, ()), *own)
