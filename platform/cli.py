@@ -870,6 +870,8 @@ def export_out_of_fold(
             f"{100 * score.recall:.1f} % ({score.wrong:,} of {table.height:,} given labels are wrong)"
         )
     return written
+
+
 FIELD_FORMATS = ("table", "csv", "json")
 
 
