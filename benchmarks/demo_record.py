@@ -40,8 +40,8 @@ def recorded() -> dict[str, Any]:
 
 def result_of(run_dir: Path) -> dict[str, Any]:
     """What a finished demo run computed: config, fingerprint, history without clocks, final metrics."""
-    from noisylab.config import RunConfig
-    from noisylab.results import RECORD_FILE, read_record
+    from noisylab.config.run import RunConfig
+    from noisylab.results.records import RECORD_FILE, read_record
 
     rec = read_record(run_dir / RECORD_FILE)
     cfg = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))

@@ -55,7 +55,7 @@ batch_size = 2B: 2B samples per optimiser step in every phase on both sides. Bot
 α = 4, p_threshold = 0.5 (the official defaults).
 
 Alternation. One process, one side at a time: Train_cifar.py runs in the main thread; noisylab's
-schedule (`noisylab.runtime.run_schedule`, in-process as `--workers 0` runs it, checkpoint per epoch
+schedule (`noisylab.train.runtime.run_schedule`, in-process as `--workers 0` runs it, checkpoint per epoch
 included) runs in a second thread that waits for its turn. The official loop asks its loader for the
 test set at the start of every epoch (`loader.run('test')`); that call, wrapped, marks the end of the
 previous official epoch and hands the turn to noisylab for one epoch; noisylab's `on_step` callback
@@ -102,8 +102,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from noisylab.config import RunConfig
-    from noisylab.prepare import DataBundle
+    from noisylab.config.run import RunConfig
+    from noisylab.data.prepare import DataBundle
 
 OFFICIAL_URL = "https://github.com/LiJunnan1992/DivideMix"
 OFFICIAL_FILES = ("Train_cifar.py", "dataloader_cifar.py", "PreResNet.py")
@@ -151,7 +151,7 @@ def fashion_mnist_set(train: int, test: int) -> tuple[np.ndarray, np.ndarray, tu
     0 for the training part, 1 for the test part), each 28 × 28 image padded with 2 black pixels on
     every side and repeated into 3 identical channels. The first `train` rows are the training set."""
     from noisylab.data import load_dataset
-    from noisylab.prepare import balanced_subset
+    from noisylab.data.prepare import balanced_subset
 
     ds = load_dataset("fashion-mnist")
     parts, labels = [], []
@@ -475,11 +475,11 @@ def start_noisylab(
 ) -> threading.Thread:
     """Build noisylab's in-process run (as `--workers 0` does) and start its schedule in a thread that
     waits for its first turn; every epoch ends in `on_step`, which records it and hands the turn back."""
-    from noisylab.engine import World
-    from noisylab.models import count_parameters
-    from noisylab.runtime import LocalReporter, run_schedule
+    from noisylab.train.engine import World
+    from noisylab.train.models import count_parameters
+    from noisylab.train.runtime import LocalReporter, run_schedule
+    from noisylab.train.worker import WorkerSpec, build_context
     from noisylab.trainables import get_method
-    from noisylab.worker import WorkerSpec, build_context
 
     spec = WorkerSpec(cfg=cfg, data=bundle, fingerprint=cfg.fingerprint(), progress=False, epoch_lines=False)
     ctx = build_context(spec, bundle, World(), in_ray=False)
@@ -867,7 +867,7 @@ def write_data(args: argparse.Namespace, root: Path) -> Path:
 
 def benchmark(args: argparse.Namespace, folder: Path, sources: dict[str, str], workdir: Path) -> int:
     os.environ["NOISYLAB_CACHE"] = str(workdir / "cache")  # the noise cache: nothing in the user's home
-    from noisylab.prepare import prepare_data
+    from noisylab.data.prepare import prepare_data
 
     # torch warns at every official DataLoader whose workers outnumber the cores; the header says how many.
     warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)

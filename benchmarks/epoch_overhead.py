@@ -16,15 +16,15 @@ import time
 import torch
 from torch import nn
 
-from noisylab import batches, losses
-from noisylab.config import ModelConfig
+from noisylab.config.profiles import make_config
+from noisylab.config.run import ModelConfig
 from noisylab.data import load_dataset
 from noisylab.data.augment import Augmenter
-from noisylab.engine import Step, World, derived_generator, epoch_order, train_epoch
-from noisylab.models import build_network
-from noisylab.prepare import balanced_subset
-from noisylab.profiles import make_config
-from noisylab.runtime import Context
+from noisylab.data.prepare import balanced_subset
+from noisylab.train import batches, losses
+from noisylab.train.engine import Step, World, derived_generator, epoch_order, train_epoch
+from noisylab.train.models import build_network
+from noisylab.train.runtime import Context
 
 
 def bare_epoch(

@@ -20,8 +20,8 @@ from typing import Any
 import polars as pl
 from study_records import study_records
 
-from noisylab.report import cells, pivot, time_table
-from noisylab.tables import to_markdown
+from noisylab.results.report import cells, pivot, time_table
+from noisylab.results.tables import to_markdown
 
 STUDY = "fmnist_methods"
 

@@ -38,9 +38,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from noisylab.engine import Step, World, autocast
-from noisylab.profiles import make_config
-from noisylab.runtime import Context, TrainState, make_optimizer
+from noisylab.config.profiles import make_config
+from noisylab.train.engine import Step, World, autocast
+from noisylab.train.runtime import Context, TrainState, make_optimizer
 from noisylab.trainables import get_method
 
 SWITCHES: dict[str, dict[str, Any]] = {
@@ -64,8 +64,8 @@ def write_cifar_shaped(path: Path, samples: int) -> Path:
 
 
 def context(method: str, npz: Path, args: argparse.Namespace, switch: dict[str, Any], device: str) -> Context:
-    from noisylab.prepare import prepare_data
-    from noisylab.worker import WorkerSpec, build_context
+    from noisylab.data.prepare import prepare_data
+    from noisylab.train.worker import WorkerSpec, build_context
 
     overrides = {
         "method": method,

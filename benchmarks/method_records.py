@@ -81,8 +81,8 @@ def main() -> None:
             same &= verdict == "identical"
             print(f"| {method} | {len((a or b)['history'])} | {verdict} |")
         sys.exit(0 if same else 1)
+    from noisylab.config.variants import VARIANTS
     from noisylab.trainables import method_names
-    from noisylab.variants import VARIANTS
 
     # Every trainable once, and BYOL pre-training (its EMA update is per optimiser step).
     methods = args.methods or [m for m in method_names() if m not in VARIANTS] + ["paper_byol"]

@@ -176,7 +176,7 @@ def _engine(job: Job, cfg: Any, tmp: str) -> Outcome:
 
 
 def _parameters(job: Job, cfg: Any) -> int:
-    from noisylab.models import build_network, count_parameters
+    from noisylab.train.models import build_network, count_parameters
 
     if job.network == REFERENCE:
         return count_parameters(reference_preact18(job.args.width, 1, 10))
@@ -188,8 +188,8 @@ def _bare(job: Job, cfg: Any) -> Outcome:
     import torch
     import torch.nn.functional as F
 
-    from noisylab.models import build_network
-    from noisylab.prepare import prepare_data
+    from noisylab.data.prepare import prepare_data
+    from noisylab.train.models import build_network
 
     bundle = prepare_data(cfg)  # the same subset the engine trains on
     x_train = torch.from_numpy(bundle.train_images).float().div(255)  # (N, 1, 28, 28)
@@ -268,7 +268,7 @@ def table(outcomes: list[Outcome], args: argparse.Namespace) -> tuple[str, Media
 
 
 def checks(medians: Medians, args: argparse.Namespace) -> list[str]:
-    from noisylab.config import ModelConfig
+    from noisylab.config.run import ModelConfig
 
     default = ModelConfig().name
     last = args.epochs

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from noisylab.issues import Ranking, find_issues, score_flags
+from noisylab.results.issues import Ranking, find_issues, score_flags
 
 NOISYLAB = str(Path(sys.executable).parent / "noisylab")
 

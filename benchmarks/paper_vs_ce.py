@@ -17,8 +17,8 @@ from typing import Any
 
 import polars as pl
 
-from noisylab.profiles import make_config
-from noisylab.results import RECORD_FILE
+from noisylab.config.profiles import make_config
+from noisylab.results.records import RECORD_FILE
 from noisylab.runner import execute
 
 

@@ -84,7 +84,7 @@ def niceness_of_own_ray() -> dict[str, int]:
 
 
 def epochs_written(run_dir: Path) -> list[dict[str, Any]]:
-    from noisylab.live import METRICS_FILE
+    from noisylab.results.live import METRICS_FILE
 
     path = run_dir / METRICS_FILE
     if not path.exists():
@@ -134,7 +134,7 @@ def comparable(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def newest_weights(run_dir: Path) -> dict[str, Any]:
     import torch
 
-    from noisylab.runtime import newest_checkpoint
+    from noisylab.train.runtime import newest_checkpoint
 
     path = newest_checkpoint(run_dir)
     assert path is not None, f"no checkpoint in {run_dir}"
@@ -172,7 +172,7 @@ def main() -> None:
     import ray
     from ray.cluster_utils import Cluster
 
-    from noisylab.profiles import make_config
+    from noisylab.config.profiles import make_config
     from noisylab.runner import execute
 
     logging.getLogger("ray").setLevel(logging.WARNING)

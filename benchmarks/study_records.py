@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from noisylab.store import read_records
+from noisylab.results.store import read_records
 
 
 def study_records(study: str, description: str | None, *, local: bool = False) -> pl.DataFrame:

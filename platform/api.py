@@ -18,9 +18,9 @@ from typing import Any
 
 import polars as pl
 
-from noisylab.config import RunConfig
-from noisylab.configfile import load_config as _load_config
-from noisylab.configfile import read_overrides
+from noisylab.config.files import load_config as _load_config
+from noisylab.config.files import read_overrides
+from noisylab.config.run import RunConfig
 
 __all__ = ["load_config", "read_records", "run", "sweep"]
 
@@ -36,7 +36,7 @@ def run(
     """Train one run to the end (or resume it, or return its record when it had finished) and return
     its result record. `config`: a RunConfig, a saved config.json / overrides file, or None; keyword
     `overrides` use '__' for '.' (refine__threshold=0.5) and may name `profile`."""
-    from noisylab.config import unresolved, validate, with_overrides
+    from noisylab.config.run import unresolved, validate, with_overrides
     from noisylab.runner import execute, needs_ray
     from noisylab.trainables import method_names
 
@@ -78,7 +78,7 @@ def sweep(
     address: str | None = None,
 ) -> pl.DataFrame:
     """Run a study (`noisylab studies` lists them) with Ray Tune and return its records."""
-    from noisylab.sweep import run_sweep
+    from noisylab.studies.tune import run_sweep
     from noisylab.sweeps import get_study
 
     outcome = run_sweep(
@@ -97,8 +97,8 @@ def read_records(*locations: str | Path) -> pl.DataFrame:
     """Every result record below `locations` (run folders, study folders, stores, s3:// or gs:// URIs),
     one row per run, with `history` (one struct per epoch: phase, epoch, loss, test figures, selection)
     as a nested list column instead of the record's JSON text, and the `config` label of `report`."""
-    from noisylab.confdiff import with_config_columns
-    from noisylab.store import read_records as read
+    from noisylab.config.diff import with_config_columns
+    from noisylab.results.store import read_records as read
 
     frame = with_config_columns(read([str(p) for p in locations]))
     if "history_json" not in frame.columns:

@@ -91,7 +91,7 @@ def _print_version(asked: bool) -> None:
         return
     from importlib.metadata import PackageNotFoundError, version
 
-    from noisylab.results import git_revision
+    from noisylab.results.records import git_revision
 
     try:
         number = version("noisylab")
@@ -125,7 +125,7 @@ def default_profile() -> str:
 
 
 def _profiles_help() -> str:
-    from noisylab.profiles import PROFILES
+    from noisylab.config.profiles import PROFILES
 
     return ", ".join(PROFILES) + "; default: gpu if CUDA is available, else cpu (`noisylab profiles`)"
 
@@ -244,11 +244,11 @@ def run(
     ] = True,
 ) -> None:
     """Train one run to the end (or resume it) and write its result record."""
-    from noisylab.config import parse_assignment
-    from noisylab.configfile import read_overrides
-    from noisylab.profiles import PROFILES, make_config, own_data_noise
+    from noisylab.config.files import read_overrides
+    from noisylab.config.profiles import PROFILES, make_config, own_data_noise
+    from noisylab.config.run import parse_assignment
+    from noisylab.results.trackers import check_loggers
     from noisylab.runner import execute, needs_ray
-    from noisylab.trackers import check_loggers
 
     given = {
         "dataset": dataset,
@@ -380,7 +380,7 @@ def sweep(
     Examples: noisylab sweep fmnist_cpu --profile cpu --dry-run ; noisylab sweep fmnist_cpu --profile cpu ;
     noisylab sweep my_study.py --set data.root=/data/fmnist --resume
     """
-    from noisylab.config import parse_assignment
+    from noisylab.config.run import parse_assignment
     from noisylab.sweeps import get_study
 
     try:
@@ -398,7 +398,7 @@ def sweep(
                 raise UserError("--local runs on this machine without Ray: drop --address/--autoscaling")
             if logger:  # the trackers are Ray Tune's callbacks, and --local has no Tune
                 raise UserError("--logger needs Ray Tune: drop --local, or log each run with noisylab run")
-            from noisylab.sweep_local import run_sweep_local
+            from noisylab.studies.local import run_sweep_local
 
             try:
                 outcome = run_sweep_local(
@@ -414,8 +414,8 @@ def sweep(
                 again += [part for assignment in set_ or [] for part in ("--set", assignment)]
                 raise Interrupted(f"{e}; continue with: noisylab {shlex.join(again)}") from None
         else:
-            from noisylab.sweep import run_sweep
-            from noisylab.trackers import check_loggers
+            from noisylab.results.trackers import check_loggers
+            from noisylab.studies.tune import run_sweep
 
             outcome = run_sweep(
                 spec,
@@ -446,9 +446,9 @@ def sweep(
 
 def print_plan(spec: Any, profile: str, overrides: dict[str, Any], *, data_here: bool = True) -> None:
     """The trials a sweep would run, after checking every one of them, and then their data's files."""
-    from noisylab.confdiff import flatten, value_text
-    from noisylab.profiles import PROFILES
-    from noisylab.sweep import check_data, describe_domain, plan
+    from noisylab.config.diff import flatten, value_text
+    from noisylab.config.profiles import PROFILES
+    from noisylab.studies.tune import check_data, describe_domain, plan
 
     configs = plan(spec, profile, overrides)
     sweep_profile = spec.profile(profile)
@@ -519,8 +519,8 @@ def show(
 
     Example: noisylab show runs/paper-fashion-mnist-idn0.3-cpu-s0-1a2b3c
     """
-    from noisylab.results import RECORD_FILE, read_record
-    from noisylab.store import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+    from noisylab.results.records import RECORD_FILE, read_record
+    from noisylab.results.store import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
     path = run_dir / RECORD_FILE if run_dir.is_dir() else run_dir
     if not path.exists():
@@ -544,7 +544,7 @@ def show(
 
 def print_differences(config: dict[str, Any]) -> None:
     """The fields the run set apart from its method's defaults under its profile."""
-    from noisylab.confdiff import differences, value_text
+    from noisylab.config.diff import differences, value_text
 
     if not config:
         return
@@ -566,8 +566,8 @@ def print_differences(config: dict[str, Any]) -> None:
 
 def print_progress(run_dir: Path) -> None:
     """An unfinished (or crashed) run: its config and the epochs logged in metrics.jsonl so far."""
-    from noisylab.config import load_config_json
-    from noisylab.live import METRICS_FILE, describe, read_metrics
+    from noisylab.config.run import load_config_json
+    from noisylab.results.live import METRICS_FILE, describe, read_metrics
 
     try:
         cfg = load_config_json(run_dir / "config.json")
@@ -628,11 +628,11 @@ def report(
     Examples: noisylab report runs ; noisylab report --study paper_table2 --vs-paper ;
     noisylab report studies/fmnist_cpu --table all --format latex --output t.tex
     """
-    from noisylab.published import load_published
-    from noisylab.report import report_tables
-    from noisylab.store import filter_study, read_records
+    from noisylab.results.published import load_published
+    from noisylab.results.report import report_tables
+    from noisylab.results.store import filter_study, read_records
+    from noisylab.results.tables import FORMATS, print_tables, render_text, write_tables
     from noisylab.sweeps import get_study
-    from noisylab.tables import FORMATS, print_tables, render_text, write_tables
 
     try:
         if format_ not in FORMATS:
@@ -703,8 +703,8 @@ def plot(
     """
     import polars as pl
 
-    from noisylab.plots import plot_records
-    from noisylab.store import filter_study, read_records
+    from noisylab.results.plots import plot_records
+    from noisylab.results.store import filter_study, read_records
 
     try:
         records = read_records(locations, warn=lambda line: typer.echo(f"warning: {line}", err=True))
@@ -789,7 +789,7 @@ def labels(
     final label, when it was relabelled or selected, its last selection score, and the final class
     probabilities (cleanlab's pred_probs). With --folds K: out-of-fold pred_probs from K fold runs and
     each label's issue rank instead. Existing files are never replaced without --overwrite."""
-    from noisylab.samples import export_samples, read_samples
+    from noisylab.train.samples import export_samples, read_samples
 
     try:
         if folds is None:
@@ -835,11 +835,11 @@ def export_out_of_fold(
     folders), then the fold runs, then the out-of-fold table with its label issues."""
     import numpy as np
 
-    from noisylab.config import load_config_json
-    from noisylab.issues import check_ranking, find_issues, score_flags, with_issues
-    from noisylab.oof import out_of_fold_table, plan_folds, run_folds
+    from noisylab.config.run import load_config_json
+    from noisylab.results.issues import check_ranking, find_issues, score_flags, with_issues
     from noisylab.runner import CONFIG_FILE
-    from noisylab.samples import check_export, export_samples
+    from noisylab.studies.oof import out_of_fold_table, plan_folds, run_folds
+    from noisylab.train.samples import check_export, export_samples
 
     def say(line: str) -> None:
         err.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -888,8 +888,8 @@ def fields(
     Examples: noisylab fields ; noisylab fields | grep lr ; noisylab fields --format csv > fields.csv ;
     noisylab run --set refine.threshold=0.5
     """
-    from noisylab.config import RunConfig, type_name
-    from noisylab.fielddocs import describe_fields
+    from noisylab.config.fielddocs import describe_fields
+    from noisylab.config.run import RunConfig, type_name
 
     if format_ not in FIELD_FORMATS:
         raise fail(f"unknown format '{format_}': choose one of {', '.join(FIELD_FORMATS)}")
@@ -924,8 +924,8 @@ def methods() -> None:
     """List the training methods: the report's pipeline, its variants and the baselines."""
     import inspect
 
+    from noisylab.config.variants import VARIANTS
     from noisylab.trainables import METHODS, method_networks
-    from noisylab.variants import VARIANTS
 
     table = Table("method", "networks", "what", title="methods")
     for name in METHODS:
@@ -947,7 +947,7 @@ def profiles() -> None:
 
     Example: noisylab profiles
     """
-    from noisylab.profiles import PROFILES
+    from noisylab.config.profiles import PROFILES
 
     table = Table("profile", "description", "overrides", title="profiles")
     for p in PROFILES.values():

@@ -40,18 +40,18 @@ import numpy as np
 
 from noisylab import quiet
 from noisylab.atomic import AlreadyExists, storage_error, write_text, write_with
-from noisylab.config import RunConfig, load_config_json, validate
+from noisylab.config.run import RunConfig, load_config_json, validate
+from noisylab.data.prepare import cache_dir, prepare_data
 from noisylab.errors import Interrupted, UserError
-from noisylab.live import METRICS_FILE
-from noisylab.models import build_model
 from noisylab.names import check_component
-from noisylab.prepare import cache_dir, prepare_data
-from noisylab.results import RECORD_FILE, build_record, now, read_record, write_record
+from noisylab.results.live import METRICS_FILE
+from noisylab.results.records import RECORD_FILE, build_record, now, read_record, write_record
 from noisylab.retries import check_max_failures
-from noisylab.runtime import CACHED, STATE_FILE, load_payload
-from noisylab.samples import HELDOUT_FILE, SAMPLES_FILE, heldout_table, sample_table, write_samples
+from noisylab.train.models import build_model
+from noisylab.train.runtime import CACHED, STATE_FILE, load_payload
+from noisylab.train.samples import HELDOUT_FILE, SAMPLES_FILE, heldout_table, sample_table, write_samples
+from noisylab.train.worker import WorkerSpec, run_local, train_loop
 from noisylab.trainables import get_method, method_names, method_networks
-from noisylab.worker import WorkerSpec, run_local, train_loop
 
 CONFIG_FILE = "config.json"
 LABELS_FILE = "final_labels.npy"  # the training labels at the end (refined by the pipeline)

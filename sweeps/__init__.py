@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from noisylab.config import field_paths
+from noisylab.config.run import field_paths
 from noisylab.errors import UserError
 
 STUDY_MODULES = (
@@ -73,7 +73,7 @@ Domain = Choice | Uniform | LogUniform
 class SweepProfile:
     """How a study runs on one kind of hardware."""
 
-    run_profile: str  # a name from noisylab.profiles.PROFILES
+    run_profile: str  # a name from noisylab.config.profiles.PROFILES
     overrides: Mapping[str, Any] = field(default_factory=dict)  # on top of the run profile, every trial
     seeds: tuple[int, ...] = (0, 1, 2)  # a grid axis of every study: mean ± std over these
     cpus_per_trial: float = 1.0  # Ray resources reserved by one trial's Train worker(s), each

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from noisylab.config import RunConfig
-from noisylab.engine import BatchPlace, Step
-from noisylab.profiles import make_config
-from noisylab.runtime import Context
+from noisylab.config.profiles import make_config
+from noisylab.config.run import RunConfig
+from noisylab.train.engine import BatchPlace, Step
+from noisylab.train.runtime import Context
 
 # The place of a batch function called outside an epoch: the first (and only) batch of a 1-epoch phase.
 FIRST_BATCH = BatchPlace(Step("train", 1, 1, 1e-3, 0.0), index=0, batches=1)
@@ -32,9 +32,9 @@ def digits_config(npz: Path, **overrides: Any) -> RunConfig:
 
 def digits_context(cfg: RunConfig) -> Context:
     """The worker-side `Context` of `cfg` in this process (rank 0 of 1, CPU, no progress output)."""
-    from noisylab.engine import World
-    from noisylab.prepare import prepare_data
-    from noisylab.worker import WorkerSpec, build_context
+    from noisylab.data.prepare import prepare_data
+    from noisylab.train.engine import World
+    from noisylab.train.worker import WorkerSpec, build_context
 
     bundle = prepare_data(cfg)
     spec = WorkerSpec(cfg=cfg, data=bundle, fingerprint=cfg.fingerprint(), progress=False)

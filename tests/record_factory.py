@@ -1,4 +1,4 @@
-"""Synthetic result records shaped like `noisylab.results.build_record`'s output, for store/report tests."""
+"""Synthetic result records shaped like `noisylab.results.records.build_record`'s output, for store/report tests."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from noisylab.config.profiles import make_config
 from noisylab.noise import NoiseSpec
-from noisylab.profiles import make_config
-from noisylab.results import RECORD_FILE, SCHEMA_VERSION, write_record
+from noisylab.results.records import RECORD_FILE, SCHEMA_VERSION, write_record
 
 
 def make_record(

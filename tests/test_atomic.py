@@ -18,7 +18,7 @@ _ATTRIBUTES = {"rename", "write_text", "write_bytes", "mkstemp", "mkdtemp", "Nam
 _OS = {"replace", "rename", "link", "symlink"}
 # Allowed, each for a reason: the helper itself; a staging folder whose contents Ray Train copies into
 # the run's storage as a checkpoint (Ray owns that copy, and the folder is gone after `report`).
-ALLOWED = {("platform/atomic.py", "*"), ("platform/runtime.py", "TemporaryDirectory")}
+ALLOWED = {("platform/atomic.py", "*"), ("platform/train/runtime.py", "TemporaryDirectory")}
 
 
 def _writes_outside_the_helper(path: Path) -> list[tuple[int, str]]:

@@ -27,7 +27,7 @@ import torch
 from typer.testing import CliRunner
 
 from noisylab.cli import app
-from noisylab.config import RunConfig
+from noisylab.config.run import RunConfig
 
 runner = CliRunner()
 CPUS = os.cpu_count() or 1
@@ -540,7 +540,7 @@ CASES: list[Case] = [
         2,
         "config field 'data.train_subset' must be ≤ 2,147,483,647",
     ),
-    # each method's own section (noisylab.sections): its check, after its paper defaults are resolved
+    # each method's own section (noisylab.config.sections): its check, after its paper defaults are resolved
     Case(
         "no baseline epoch",
         None,
@@ -1066,7 +1066,7 @@ def test_two_runs_started_together_with_one_name(tmp_path: Path, digits_npz: Pat
 def test_full_disk_leaves_no_temporary_file_and_the_run_resumes(
     tmp_path: Path, digits_npz: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import noisylab.runtime as runtime
+    import noisylab.train.runtime as runtime
 
     real_save = torch.save
     calls = {"n": 0}
@@ -1110,8 +1110,8 @@ def test_read_only_storage_is_one_line(
 def test_ctrl_c_says_where_and_exits_130(
     tmp_path: Path, digits_npz: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import noisylab.runtime as runtime
-    from noisylab.profiles import make_config
+    import noisylab.train.runtime as runtime
+    from noisylab.config.profiles import make_config
     from noisylab.trainables import get_method
 
     real = runtime.LocalReporter.report

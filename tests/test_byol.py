@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from helpers import PIPELINE_LEARNS, digits_config, digits_context
 
-from noisylab import byol, losses
-from noisylab.config import ModelConfig
-from noisylab.engine import BatchPlace, Step
-from noisylab.models import Network, build_network
+from noisylab.config.run import ModelConfig
 from noisylab.runner import execute
-from noisylab.runtime import TrainState
+from noisylab.train import byol, losses
+from noisylab.train.engine import BatchPlace, Step
+from noisylab.train.models import Network, build_network
+from noisylab.train.runtime import TrainState
 
 TIMING = {"seconds", "images_per_s"}
 

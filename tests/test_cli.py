@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from noisylab.cli import app
-from noisylab.config import RunConfig
+from noisylab.config.run import RunConfig
 
 runner = CliRunner()
 TOO_MANY = (os.cpu_count() or 1) + 1
@@ -84,8 +84,8 @@ def test_console_script_is_installed() -> None:
 
 
 def test_live_metrics_config_repeat_and_progress(digits_npz: Path, tmp_path: Path) -> None:
-    from noisylab.live import read_metrics
-    from noisylab.runtime import CACHED
+    from noisylab.results.live import read_metrics
+    from noisylab.train.runtime import CACHED
 
     args = [*digits_args(digits_npz, tmp_path / "a"), "--set", "refine.threshold=0.5", "--dataset-name", "dg"]
     result = runner.invoke(app, args)
@@ -128,7 +128,7 @@ def test_live_metrics_config_repeat_and_progress(digits_npz: Path, tmp_path: Pat
 
 
 def test_overrides_file_in_toml(digits_npz: Path, tmp_path: Path) -> None:
-    from noisylab.configfile import load_config, read_overrides
+    from noisylab.config.files import load_config, read_overrides
 
     path = tmp_path / "vary.toml"
     path.write_text('method = "ce"\n[refine]\nthreshold = 0.25\n[data]\n"crop_padding" = 1\n')
@@ -138,8 +138,8 @@ def test_overrides_file_in_toml(digits_npz: Path, tmp_path: Path) -> None:
 
 
 def test_fields_have_types_and_descriptions() -> None:
-    from noisylab.config import field_paths
-    from noisylab.fielddocs import describe_fields
+    from noisylab.config.fielddocs import describe_fields
+    from noisylab.config.run import field_paths
 
     described = describe_fields()
     assert set(described) == set(field_paths())
@@ -153,7 +153,7 @@ def test_fields_have_types_and_descriptions() -> None:
 
 
 def test_help_shows_examples_and_every_profile() -> None:
-    from noisylab.profiles import PROFILES
+    from noisylab.config.profiles import PROFILES
 
     for command in ("run", "sweep", "report", "plot", "show", "labels", "fields"):
         result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
@@ -216,7 +216,7 @@ def _heavy_modules_loaded(args: list[str]) -> list[str]:
 def test_reading_commands_import_neither_torch_nor_ray(tmp_path: Path) -> None:
     from record_factory import iteration, make_record, stage, write_run
 
-    from noisylab.live import METRICS_FILE, append_metrics
+    from noisylab.results.live import METRICS_FILE, append_metrics
 
     runs = tmp_path / "runs"
     finished = write_run(runs, make_record(stages=[stage(1, 1, 0.9)], iterations=[iteration(1, 0.9, 0.8)]))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from noisylab import confident
-from noisylab.issues import find_issues, score_flags
+from noisylab.results import confident
+from noisylab.results.issues import find_issues, score_flags
 
 
 def planted(n_per_class: int = 10, classes: int = 3, flips: tuple[int, ...] = (1, 12, 25, 27)) -> tuple:

@@ -4,9 +4,9 @@ import pickle
 
 import pytest
 
-from noisylab.config import RunConfig, field_paths, parse_assignment, validate, with_overrides
+from noisylab.config.profiles import PROFILES, make_config
+from noisylab.config.run import RunConfig, field_paths, parse_assignment, validate, with_overrides
 from noisylab.errors import UserError
-from noisylab.profiles import PROFILES, make_config
 
 METHODS = ("paper", "ce")
 

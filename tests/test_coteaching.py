@@ -10,11 +10,11 @@ import pytest
 import torch
 from helpers import digits_config
 
-from noisylab.config import validate
-from noisylab.engine import split_batches
+from noisylab.config.run import validate
+from noisylab.config.sections.coteaching import forget_rate
 from noisylab.errors import UserError
 from noisylab.runner import execute
-from noisylab.sections.coteaching import forget_rate
+from noisylab.train.engine import split_batches
 from noisylab.trainables import method_names
 from noisylab.trainables.coteaching import coteaching_loss, drop_rate, kept_count
 

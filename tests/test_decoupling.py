@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers import digits_config
 
-from noisylab.config import validate
+from noisylab.config.run import validate
 from noisylab.errors import UserError
 from noisylab.runner import execute
 from noisylab.trainables import method_names

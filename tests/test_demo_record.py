@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import noisylab.runner as runner_module
 from noisylab.cli import app
-from noisylab.confdiff import flatten
+from noisylab.config.diff import flatten
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))

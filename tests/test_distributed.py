@@ -9,7 +9,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from noisylab.engine import World, same_on_all_ranks, scan
+from noisylab.train.engine import World, same_on_all_ranks, scan
 
 
 def _free_port() -> int:

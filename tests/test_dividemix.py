@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from helpers import FIRST_BATCH, digits_config
 
-from noisylab.config import validate
-from noisylab.engine import Step, World
+from noisylab.config.run import validate
+from noisylab.data.prepare import prepare_data
 from noisylab.errors import UserError
-from noisylab.prepare import prepare_data
 from noisylab.runner import execute
-from noisylab.runtime import make_optimizer
+from noisylab.train.engine import Step, World
+from noisylab.train.runtime import make_optimizer
+from noisylab.train.worker import WorkerSpec, build_context
 from noisylab.trainables import method_names
 from noisylab.trainables.dividemix import (
     co_divide,
@@ -29,7 +30,6 @@ from noisylab.trainables.dividemix import (
     sharpen,
     uniform_prior_penalty,
 )
-from noisylab.worker import WorkerSpec, build_context
 
 TIMING = {"seconds", "images_per_s"}
 LEARNS: dict[str, Any] = {

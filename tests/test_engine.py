@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from noisylab.engine import (
+from noisylab.train.engine import (
     BatchOut,
     BatchPlace,
     Step,

@@ -4,8 +4,8 @@ import math
 
 import torch
 
-from noisylab.evaluation import class_accuracy
-from noisylab.live import describe
+from noisylab.results.live import describe
+from noisylab.train.evaluation import class_accuracy
 
 
 def test_class_accuracy_is_per_class_recall() -> None:

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from helpers import digits_config
 
-from noisylab.config import RunConfig, validate
+from noisylab.config.profiles import make_config
+from noisylab.config.run import RunConfig, validate
+from noisylab.data.folds import check_fold_count, stratified_folds
+from noisylab.data.prepare import hold_out, prepare_data
 from noisylab.errors import UserError
-from noisylab.folds import check_fold_count, stratified_folds
-from noisylab.oof import plan_folds, plan_lanes
-from noisylab.prepare import hold_out, prepare_data
-from noisylab.profiles import make_config
 from noisylab.runner import default_name
-from noisylab.runtime import pretrain_cache_key
+from noisylab.studies.oof import plan_folds, plan_lanes
+from noisylab.train.runtime import pretrain_cache_key
 from noisylab.trainables import method_names
 
 

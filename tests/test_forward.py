@@ -12,11 +12,11 @@ import pytest
 import torch
 from helpers import digits_config, digits_context
 
-from noisylab import losses
-from noisylab.config import validate
+from noisylab.config.run import validate
+from noisylab.config.sections.forward import forward_epochs
 from noisylab.errors import UserError
 from noisylab.runner import execute
-from noisylab.sections.forward import forward_epochs
+from noisylab.train import losses
 from noisylab.trainables import method_names
 from noisylab.trainables.forward import ForwardMethod, estimate_transition, reinitialise, transition_error
 

@@ -12,7 +12,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
-from noisylab import gmm
+from noisylab.train import gmm
 
 
 def planted(clean: int, noisy: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 from noisylab.api import load_config
 from noisylab.cli import app
+from noisylab.config.profiles import make_config
 from noisylab.errors import UserError
-from noisylab.profiles import make_config
 from noisylab.runner import execute
-from noisylab.sweep import plan
+from noisylab.studies.tune import plan
 from noisylab.sweeps import get_study, study_names
 
 runner = CliRunner()

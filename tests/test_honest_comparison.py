@@ -11,12 +11,12 @@ from record_factory import make_record, write_run
 from typer.testing import CliRunner
 
 from noisylab.cli import app
-from noisylab.confdiff import with_config_columns
-from noisylab.plots import accuracy_figure, curves_figure
-from noisylab.published import load_published
-from noisylab.report import budget, cells, report_tables, vs_paper
+from noisylab.config.diff import with_config_columns
+from noisylab.results.plots import accuracy_figure, curves_figure
+from noisylab.results.published import load_published
+from noisylab.results.report import budget, cells, report_tables, vs_paper
+from noisylab.results.tables import render_text
 from noisylab.sweeps import get_study
-from noisylab.tables import render_text
 
 runner = CliRunner()
 PUBLISHED_CE_CIFAR10_IDN20 = 75.81  # Report Table II

@@ -16,7 +16,7 @@ def test_platform_folder_has_no_init() -> None:
 
 def test_stdlib_platform_wins_from_the_repo_root() -> None:
     # The repo root on sys.path (python -m, pytest, Ray's working_dir) must still give the stdlib module.
-    code = "import platform, noisylab.config; print(hasattr(platform, 'machine'), noisylab.config.__file__)"
+    code = "import platform, noisylab.config.run; print(hasattr(platform, 'machine'), noisylab.config.run.__file__)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     is_stdlib, config_file = out.stdout.split()
     assert is_stdlib == "True"

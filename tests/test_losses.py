@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from noisylab import losses
+from noisylab.train import losses
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 

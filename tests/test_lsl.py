@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from helpers import FIRST_BATCH, digits_config, digits_context
 
-from noisylab.config import ModelConfig, validate
-from noisylab.engine import derived_generator
+from noisylab.config.run import ModelConfig, validate
 from noisylab.errors import UserError
-from noisylab.models import Network, build_network
 from noisylab.runner import execute
+from noisylab.train.engine import derived_generator
+from noisylab.train.models import Network, build_network
 from noisylab.trainables import get_method, method_names, model_options
 from noisylab.trainables.lsl import (
     draw_weights,

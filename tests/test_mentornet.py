@@ -11,12 +11,12 @@ import pytest
 import torch
 from helpers import FIRST_BATCH, digits_config, digits_context
 
-from noisylab import losses
-from noisylab.config import validate
-from noisylab.engine import derived_generator
+from noisylab.config.run import validate
 from noisylab.errors import UserError
 from noisylab.runner import execute
-from noisylab.runtime import TrainState
+from noisylab.train import losses
+from noisylab.train.engine import derived_generator
+from noisylab.train.runtime import TrainState
 from noisylab.trainables import method_names
 from noisylab.trainables.mentornet import (
     EMA_KEY,
@@ -194,7 +194,7 @@ def test_dd_resumed_across_its_mentor_fit_matches_an_uninterrupted_run(
 
 def test_state_keys_survive_a_checkpoint_round_trip(digits_npz: Path, tmp_path: Path) -> None:
     """Everything MentorNet keeps loads under `weights_only=True`."""
-    from noisylab.runtime import load_payload, save_payload
+    from noisylab.train.runtime import load_payload, save_payload
 
     cfg = digits_config(digits_npz, method="mentornet", **{"mentornet.clean_fraction": 0.1})
     ctx = digits_context(cfg)

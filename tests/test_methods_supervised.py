@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from helpers import FIRST_BATCH, digits_config, digits_context
 from scipy import stats
 
-from noisylab import losses
-from noisylab.config import RunConfig, with_overrides
-from noisylab.mixing import beta_sample, mix
+from noisylab.config.run import RunConfig, with_overrides
 from noisylab.runner import execute
+from noisylab.train import losses
+from noisylab.train.mixing import beta_sample, mix
 from noisylab.trainables import get_method
 from noisylab.trainables.ce import SupervisedMethod
 from noisylab.trainables.mixup import mixup_batches

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from noisylab.config import ModelConfig
+from noisylab.config.run import ModelConfig
 from noisylab.errors import UserError
-from noisylab.models import RESNETS, build_network, count_parameters
+from noisylab.train.models import RESNETS, build_network, count_parameters
 
 # DivideMix's PreResNet.ResNet18 at CIFAR-10's shape (3 channels, 10 classes, width 64), counted from the
 # official PreResNet.py (github.com/LiJunnan1992/DivideMix): the network of DivideMix, C2D, SSR and ProMix.

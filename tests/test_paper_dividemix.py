@@ -14,17 +14,17 @@ import torch.nn.functional as F
 from helpers import FIRST_BATCH, digits_config, digits_context
 from torch import Tensor, nn
 
-from noisylab import losses
-from noisylab.config import validate
-from noisylab.engine import BatchOut, BatchPlace, Step, train_epoch
+from noisylab.config.run import validate
+from noisylab.data.prepare import cache_dir
 from noisylab.errors import UserError
-from noisylab.models import TwinNetwork
-from noisylab.prepare import cache_dir
 from noisylab.runner import execute
-from noisylab.runtime import PretrainCache, TrainState, load_payload, make_optimizer, pretrain_cache_key
+from noisylab.train import losses
+from noisylab.train.engine import BatchOut, BatchPlace, Step, train_epoch
+from noisylab.train.models import TwinNetwork
+from noisylab.train.runtime import PretrainCache, TrainState, load_payload, make_optimizer, pretrain_cache_key
+from noisylab.train.twins import ensemble_log_probs
 from noisylab.trainables import dividemix, get_method, method_names
 from noisylab.trainables.paper import select_and_relabel
-from noisylab.twins import ensemble_log_probs
 
 TIMING = {"seconds", "images_per_s", "pretrain_cached"}
 # Every phase of paper_dividemix in a few seconds: 1 SimCLR epoch, 1 warm-up epoch, 2 iterations of 2.

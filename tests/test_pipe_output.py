@@ -13,9 +13,9 @@ from rich.table import Table
 from typer.testing import CliRunner
 
 from noisylab.cli import app
-from noisylab.config import RunConfig, field_paths
+from noisylab.config.fielddocs import describe_fields
+from noisylab.config.run import RunConfig, field_paths
 from noisylab.consoles import OutputConsole
-from noisylab.fielddocs import describe_fields
 
 runner = CliRunner()  # its output is no terminal, as in `noisylab ... | grep`
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from helpers import PIPELINE_LEARNS, digits_config
 
-from noisylab.config import RunConfig
+from noisylab.config.run import RunConfig
 from noisylab.runner import execute
 from noisylab.trainables.paper import pipeline_schedule
 

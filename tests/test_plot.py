@@ -11,7 +11,7 @@ from record_factory import iteration, make_record, stage, write_run
 from typer.testing import CliRunner
 
 from noisylab.cli import app
-from noisylab.plots import _mean_curve, plot_records, supervised_curve
+from noisylab.results.plots import _mean_curve, plot_records, supervised_curve
 
 runner = CliRunner()
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -100,8 +100,8 @@ def test_pdf_and_svg_with_runs_counted_in_the_legend(tmp_path: Path) -> None:
 
 
 def test_configurations_are_separate_lines(tmp_path: Path) -> None:
-    from noisylab.plots import accuracy_figure
-    from noisylab.report import cells
+    from noisylab.results.plots import accuracy_figure
+    from noisylab.results.report import cells
 
     records = [make_record(seed=s, test_acc=0.5) for s in (0, 1)]
     records.append(make_record(seed=0, test_acc=0.9, config={"refine.threshold": 0.5}))
@@ -111,7 +111,7 @@ def test_configurations_are_separate_lines(tmp_path: Path) -> None:
 
 
 def test_epoch_line_says_dash_for_an_empty_selection() -> None:
-    from noisylab.live import describe
+    from noisylab.results.live import describe
 
     line = describe(
         {

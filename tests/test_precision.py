@@ -16,10 +16,10 @@ from helpers import FIRST_BATCH, digits_config, digits_context
 from torch import Tensor
 
 from noisylab.data.augment import Augmenter
-from noisylab.engine import BatchOut, BatchPlace, Step, World, autocast, train_epoch
 from noisylab.errors import UserError
 from noisylab.runner import execute
-from noisylab.runtime import STATE_FILE, load_payload
+from noisylab.train.engine import BatchOut, BatchPlace, Step, World, autocast, train_epoch
+from noisylab.train.runtime import STATE_FILE, load_payload
 
 # 600 digits, 6 epochs: ce reaches ~70 % test accuracy in fp32, far above chance (10 %).
 BUDGET: dict[str, Any] = {

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from helpers import digits_config
 
-from noisylab.prepare import prepare_data
+from noisylab.data.prepare import prepare_data
 from noisylab.runner import execute
-from noisylab.worker import WorkerSpec, run_local, train_loop
+from noisylab.train.worker import WorkerSpec, run_local, train_loop
 
 TIMING = {"seconds", "images_per_s"}
 SHORT: dict[str, Any] = {"data.train_subset": 300, "refine.threshold": 2.0}

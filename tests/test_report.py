@@ -13,11 +13,11 @@ from record_factory import iteration, make_record, stage, write_run
 from typer.testing import CliRunner
 
 from noisylab.cli import app
-from noisylab.confdiff import with_config_columns
-from noisylab.config import RunConfig, unresolved
+from noisylab.config.diff import with_config_columns
+from noisylab.config.run import RunConfig, unresolved
 from noisylab.errors import UserError
-from noisylab.published import load_published
-from noisylab.report import (
+from noisylab.results.published import load_published
+from noisylab.results.report import (
     best_configs,
     cells,
     pivot,
@@ -27,8 +27,8 @@ from noisylab.report import (
     time_table,
     vs_paper,
 )
+from noisylab.results.tables import Titled, to_latex, to_markdown, write_tables
 from noisylab.sweeps import get_study
-from noisylab.tables import Titled, to_latex, to_markdown, write_tables
 
 runner = CliRunner()
 

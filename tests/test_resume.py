@@ -12,7 +12,7 @@ from helpers import digits_config
 
 from noisylab.errors import UserError
 from noisylab.runner import execute
-from noisylab.runtime import CACHED
+from noisylab.train.runtime import CACHED
 
 # Not part of what a run computes: timings, and the flag saying pre-training came from the shared cache
 # (a crashed first attempt may have filled it, so the resumed run reuses it where the fixture did not).
@@ -71,7 +71,7 @@ def test_a_diverged_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     digits_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Once per epoch the loss is checked: the epoch that turned it NaN is not checkpointed."""
-    import noisylab.runtime as runtime
+    import noisylab.train.runtime as runtime
     from noisylab.trainables import get_method
 
     cfg = digits_config(digits_npz, **SHORT)
@@ -131,7 +131,7 @@ def test_the_wall_time_of_a_resumed_run_counts_every_attempt(
     resumed: the record sums both attempts and keeps them apart, and `show` says so."""
     from typer.testing import CliRunner
 
-    import noisylab.runtime as runtime
+    import noisylab.train.runtime as runtime
     from noisylab.cli import app
 
     cfg = digits_config(digits_npz, **SHORT)

@@ -12,12 +12,12 @@ import pytest
 import torch
 from helpers import digits_config, digits_context
 
-from noisylab import losses
-from noisylab.config import validate
-from noisylab.engine import Step
+from noisylab.config.run import validate
 from noisylab.errors import UserError
 from noisylab.runner import execute
-from noisylab.runtime import TrainState
+from noisylab.train import losses
+from noisylab.train.engine import Step
+from noisylab.train.runtime import TrainState
 from noisylab.trainables import method_names
 from noisylab.trainables import reweight as reweight_module
 from noisylab.trainables.forward import TRANSITION_KEY, ForwardMethod, transition_error

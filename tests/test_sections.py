@@ -1,4 +1,4 @@
-"""Each method's config section (noisylab.sections): its paper defaults resolved once, at the edge, into
+"""Each method's config section (noisylab.config.sections): its paper defaults resolved once, at the edge, into
 the values the run uses; resolution idempotent and undone when what a rule reads changes; config.json
 holding the resolved numbers; a saved config repeating its run. The checks' one-line refusals are in the
 bad-input catalogue (test_bad_inputs.py) and the method's own tests."""
@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 from helpers import digits_config
 
-from noisylab.config import (
+from noisylab.config.fielddocs import describe_fields
+from noisylab.config.files import load_config, read_overrides
+from noisylab.config.profiles import make_config
+from noisylab.config.run import (
     RunConfig,
     field_paths,
     load_config_json,
@@ -22,15 +25,12 @@ from noisylab.config import (
     validate,
     with_overrides,
 )
-from noisylab.configfile import load_config, read_overrides
+from noisylab.config.sections import SECTIONS, baseline, dividemix, forward
+from noisylab.config.variants import VARIANTS, base_method
 from noisylab.errors import UserError
-from noisylab.fielddocs import describe_fields
 from noisylab.noise import NoiseSpec
-from noisylab.profiles import make_config
 from noisylab.runner import CONFIG_FILE, execute
-from noisylab.sections import SECTIONS, baseline, dividemix, forward
 from noisylab.trainables import METHODS, get_method, method_names
-from noisylab.variants import VARIANTS, base_method
 
 # What each base method's rules fill under symmetric noise: the fields it reads whose default is a rule.
 DIVIDEMIX_RULES = {"dividemix.lambda_u", "dividemix.confidence_penalty", "dividemix.loss_window"}
@@ -69,7 +69,7 @@ def test_every_section_is_a_run_config_field_defined_in_its_own_module() -> None
     for section in SECTIONS:
         assert section.name in fields, section.name
         cls = type(getattr(RunConfig(), section.name))
-        assert cls.__module__ == f"noisylab.sections.{section.name}"
+        assert cls.__module__ == f"noisylab.config.sections.{section.name}"
         assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
         assert section.methods <= bases, f"{section.name}: methods that are no base method"
     assert set(RESOLVED) == bases, "a new method: say which fields its rules fill"

@@ -4,8 +4,8 @@ import math
 
 import torch
 
-from noisylab import losses
-from noisylab.selection import consensus, relabel, selection_scores, set_quality
+from noisylab.train import losses
+from noisylab.train.selection import consensus, relabel, selection_scores, set_quality
 
 
 def test_consensus_is_selected_at_every_stage() -> None:

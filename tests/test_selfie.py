@@ -12,10 +12,10 @@ import pytest
 import torch
 from helpers import digits_config
 
-from noisylab.config import validate
+from noisylab.config.run import validate
+from noisylab.config.sections.selfie import settings
 from noisylab.errors import UserError
 from noisylab.runner import execute
-from noisylab.sections.selfie import settings
 from noisylab.trainables import method_names
 from noisylab.trainables.selfie import (
     SelfieMethod,

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from noisylab.cli import app
 from noisylab.errors import UserError
-from noisylab.results import RECORD_FILE, write_record
+from noisylab.results.records import RECORD_FILE, write_record
+from noisylab.results.store import PATH_COLUMN, filter_study, read_records
 from noisylab.runner import RunOutcome, execute
-from noisylab.store import PATH_COLUMN, filter_study, read_records
 
 runner = CliRunner()
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from noisylab.cli import app
 from noisylab.errors import UserError
-from noisylab.sweep import STUDY_FILE, check_cluster, plan, run_sweep
-from noisylab.sweep_progress import SweepProgress, trial_label
+from noisylab.studies.progress import SweepProgress, trial_label
+from noisylab.studies.tune import STUDY_FILE, check_cluster, plan, run_sweep
 from noisylab.sweeps import Choice, Study, SweepProfile, Uniform, get_study, study_names
 
 runner = CliRunner()

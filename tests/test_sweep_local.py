@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from noisylab.cli import app
 from noisylab.errors import Interrupted, UserError
-from noisylab.sweep_local import run_sweep_local
+from noisylab.studies.local import run_sweep_local
 from noisylab.sweeps import Choice, SweepProfile
 
 
@@ -78,7 +78,7 @@ def test_ctrl_c_says_where_the_sweep_stopped_and_resume_finishes_it(
     digits_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ctrl-C while the second trial runs (sent to the sweep alone: it passes it on to the trial)."""
-    import noisylab.sweep_local as sweep_local
+    import noisylab.studies.local as sweep_local
 
     study = tiny_study(digits_npz)  # two trials, one at a time
     real_wait = sweep_local.wait
@@ -109,7 +109,7 @@ def test_ctrl_c_says_where_the_sweep_stopped_and_resume_finishes_it(
 def test_the_cli_names_the_command_that_continues_an_interrupted_sweep(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import noisylab.sweep_local as sweep_local
+    import noisylab.studies.local as sweep_local
 
     def interrupted(*args: Any, **kwargs: Any) -> None:
         raise Interrupted("sweep 'fmnist_cpu' interrupted: 1 of 4 trials finished")

@@ -9,8 +9,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from noisylab.cli import app
-from noisylab.live import METRICS_FILE, read_metrics
-from noisylab.tensorboard_log import read_hparams, read_scalars, scalars, tag
+from noisylab.results.live import METRICS_FILE, read_metrics
+from noisylab.results.tensorboard import read_hparams, read_scalars, scalars, tag
 
 runner = CliRunner()
 TINY = ["--profile", "tiny", "--workers", "0", "--no-progress", "--set", "data.crop_padding=1"]

@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from noisylab.cli import app
-from noisylab.profiles import make_config
+from noisylab.config.profiles import make_config
 from noisylab.runner import execute
 
 CLASSES = {"ant": (200, 30, 30), "bee": (30, 200, 30), "cat": (30, 30, 200)}

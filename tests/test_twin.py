@@ -8,14 +8,14 @@ import pytest
 import torch
 from helpers import digits_config
 
-from noisylab.config import ModelConfig
-from noisylab.engine import World
-from noisylab.evaluation import evaluate
-from noisylab.models import Network, TwinNetwork, build_model, build_network, build_twin
-from noisylab.prepare import prepare_data
+from noisylab.config.run import ModelConfig
+from noisylab.data.prepare import prepare_data
+from noisylab.train.engine import World
+from noisylab.train.evaluation import evaluate
+from noisylab.train.models import Network, TwinNetwork, build_model, build_network, build_twin
+from noisylab.train.twins import both, evaluate_twin, member_losses
+from noisylab.train.worker import WorkerSpec, build_context
 from noisylab.trainables import method_networks
-from noisylab.twins import both, evaluate_twin, member_losses
-from noisylab.worker import WorkerSpec, build_context
 
 CFG = ModelConfig(width=4)
 

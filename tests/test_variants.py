@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from helpers import PIPELINE_LEARNS, digits_config
 
-from noisylab.config import RunConfig, validate
-from noisylab.profiles import make_config
+from noisylab.config.profiles import make_config
+from noisylab.config.run import RunConfig, validate
+from noisylab.config.variants import VARIANTS, base_method, variant_overrides
 from noisylab.runner import execute
 from noisylab.trainables import METHODS, get_method, method_names, method_networks
 from noisylab.trainables.paper import PaperMethod
 from noisylab.trainables.paper_dividemix import PaperDivideMixMethod
-from noisylab.variants import VARIANTS, base_method, variant_overrides
 
 EXPECTED = {
     "paper_focal": ("loss", "main", "focal"),

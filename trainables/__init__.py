@@ -1,4 +1,4 @@
-"""What Ray runs: one module per method, all driven by the one engine (`noisylab.runtime.run_schedule`).
+"""What Ray runs: one module per method, all driven by the one engine (`noisylab.train.runtime.run_schedule`).
 
 `METHODS` maps a `--method` name to a factory; sweeps and the CLI read it.
 """
@@ -9,8 +9,9 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from noisylab.config import RunConfig
-from noisylab.runtime import Method
+from noisylab.config.run import RunConfig
+from noisylab.config.variants import VARIANTS
+from noisylab.train.runtime import Method
 from noisylab.trainables.c2d import c2d_method
 from noisylab.trainables.ce import ce_method
 from noisylab.trainables.coteaching import coteaching_method
@@ -25,7 +26,6 @@ from noisylab.trainables.paper_dividemix import PaperDivideMixMethod
 from noisylab.trainables.reweight import reweight_method
 from noisylab.trainables.robust_losses import focal_method, nce_mae_method, swce_method
 from noisylab.trainables.selfie import selfie_method
-from noisylab.variants import VARIANTS
 
 _BASES: dict[str, Callable[[str], Method]] = {"paper": PaperMethod, "paper_dividemix": PaperDivideMixMethod}
 
@@ -46,7 +46,7 @@ METHODS: dict[str, Callable[[], Method]] = {
     "selfie": selfie_method,
     "paper_dividemix": PaperDivideMixMethod,
     "lsl": LslMethod,
-    # Variants: a base method under another name, with the defaults of noisylab.variants.
+    # Variants: a base method under another name, with the defaults of noisylab.config.variants.
     **{name: functools.partial(_BASES[v.base], name) for name, v in VARIANTS.items()},
 }
 

@@ -23,12 +23,12 @@ from typing import Any
 
 import torch
 
-from noisylab.config import RunConfig
-from noisylab.engine import Step
-from noisylab.runtime import Context, TrainState
+from noisylab.config.run import RunConfig
+from noisylab.train.engine import Step
+from noisylab.train.runtime import Context, TrainState
+from noisylab.train.twins import pretrain_shared_encoder
 from noisylab.trainables.dividemix import DivideMixMethod
 from noisylab.trainables.paper import pretrain_steps
-from noisylab.twins import pretrain_shared_encoder
 
 
 class C2DMethod(DivideMixMethod):

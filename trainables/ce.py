@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
-from noisylab import batches, losses
-from noisylab.config import RunConfig
-from noisylab.engine import BatchFn, Step
-from noisylab.evaluation import evaluate
-from noisylab.runtime import Context, TrainState, train_one_epoch
-from noisylab.sections.baseline import baseline_epochs
+from noisylab.config.run import RunConfig
+from noisylab.config.sections.baseline import baseline_epochs
+from noisylab.train import batches, losses
+from noisylab.train.engine import BatchFn, Step
+from noisylab.train.evaluation import evaluate
+from noisylab.train.runtime import Context, TrainState, train_one_epoch
 
 
 class SupervisedMethod:

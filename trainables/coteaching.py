@@ -12,7 +12,7 @@ the official code's schedule (its first epoch drops nothing; its T_k-th drops τ
 
 Paper defaults: τ = the noise rate ε (known in its experiments), T_k = 10, Adam lr 0.001, batch 128,
 200 epochs, the learning rate decayed linearly to 0 from epoch 80 (and Adam's β1 from 0.9 to 0.1).
-Here: `coteaching.forget_rate` (None = the run's noise rate, resolved in `noisylab.sections.coteaching`;
+Here: `coteaching.forget_rate` (None = the run's noise rate, resolved in `noisylab.config.sections.coteaching`;
 label-file noise must set it) and `coteaching.gradual_epochs` = T_k; budget, learning rate and optimiser
 are the baseline's (`baseline.epochs`, `baseline.lr` = Adam's 1e-3, `optimizer`), constant within the
 run, like `ce`, so the comparison holds budget and optimiser fixed.
@@ -36,13 +36,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from noisylab import losses
-from noisylab.config import RunConfig
-from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step, to_device
-from noisylab.runtime import Context, TrainState, train_one_epoch
-from noisylab.sections.baseline import baseline_epochs
-from noisylab.sections.coteaching import forget_rate
-from noisylab.twins import MEMBERS, both, evaluate_twin
+from noisylab.config.run import RunConfig
+from noisylab.config.sections.baseline import baseline_epochs
+from noisylab.config.sections.coteaching import forget_rate
+from noisylab.train import losses
+from noisylab.train.engine import BatchFn, BatchOut, BatchPlace, Step, to_device
+from noisylab.train.runtime import Context, TrainState, train_one_epoch
+from noisylab.train.twins import MEMBERS, both, evaluate_twin
 
 
 def drop_rate(epochs_done: int, *, tau: float, gradual_epochs: int) -> float:

@@ -38,12 +38,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from noisylab import losses
-from noisylab.config import RunConfig
-from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step
-from noisylab.runtime import Context, Trained, TrainState, train_one_epoch
-from noisylab.sections.baseline import baseline_epochs
-from noisylab.twins import MEMBERS, both, evaluate_twin
+from noisylab.config.run import RunConfig
+from noisylab.config.sections.baseline import baseline_epochs
+from noisylab.train import losses
+from noisylab.train.engine import BatchFn, BatchOut, BatchPlace, Step
+from noisylab.train.runtime import Context, Trained, TrainState, train_one_epoch
+from noisylab.train.twins import MEMBERS, both, evaluate_twin
 
 
 def disagreement(logits: Tensor) -> Tensor:

@@ -8,7 +8,7 @@ Two networks (one `TwinNetwork`, one stacked forward per batch, one optimiser, o
    (`dividemix.confidence_penalty`, as the paper: its symmetric-noise runs go without it).
 2. Every later epoch starts with the division. Each network's per-sample cross entropy is scanned
    without augmentation (sharded, all-gathered by index: every rank sees the same split), min-max
-   normalised and fitted by a two-component 1-D GMM (`noisylab.gmm`); w = the posterior of the low-mean
+   normalised and fitted by a two-component 1-D GMM (`noisylab.train.gmm`); w = the posterior of the low-mean
    component is each sample's clean probability. Co-divide: each network trains on the split made by
    the OTHER one: labelled when w_other > p_threshold, with w_other as its refinement weight.
 3. Then one pass over a shuffled order. Each batch of B samples gets two weak augmentations (2B views);
@@ -17,7 +17,7 @@ Two networks (one `TwinNetwork`, one stacked forward per batch, one optimiser, o
      own predictions over the two views;
    - co-guessing for its unlabelled samples: t = sharpen(mean of both networks over both views, T);
    - MixMatch: both views with their targets, mixed with a permutation of themselves, λ ~ Beta(α, α),
-     λ' = max(λ, 1 − λ) (`noisylab.mixing.mix`), so a mixed row stays closer to its first operand,
+     λ' = max(λ, 1 − λ) (`noisylab.train.mixing.mix`), so a mixed row stays closer to its first operand,
      which decides whether it counts as labelled;
    - L_m = L_x + λ_u·r(t)·L_u + λ_r·L_reg: L_x the soft cross entropy of the labelled rows, L_u the
      mean squared error between softmax and target of the unlabelled rows (mean over rows and
@@ -28,7 +28,7 @@ Two networks (one `TwinNetwork`, one stacked forward per batch, one optimiser, o
 
 Paper defaults (CIFAR, §4.1 and appendix): T = 0.5, α = 4, p_threshold = 0.5, M = 2 augmentations,
 λ_r = 1, warm-up 10 epochs (CIFAR-10) / 30 (CIFAR-100), λ_u from {0, 25, 50, 150} per dataset and
-noise (`noisylab.sections.dividemix.paper_lambda_u`), GMM with reg_covar 5e-4, 10 EM rounds, tol 1e-2;
+noise (`noisylab.config.sections.dividemix.paper_lambda_u`), GMM with reg_covar 5e-4, 10 EM rounds, tol 1e-2;
 the official code averages the last 5 epochs' normalised losses before the GMM at 90 % noise and ramps
 λ_u over 16 epochs.
 PreAct ResNet-18, SGD lr 0.02 (÷10 after 150 epochs), momentum 0.9, weight decay 5e-4, batch 64 (code)
@@ -54,7 +54,7 @@ on one CPU thread (digits, 600 images, ResNet-18 at width 8, batch 64) a divided
 
 Datasets the paper did not run (Fashion-MNIST, the medical sets, digits): the CIFAR-10 rule for λ_u
 and a 10-epoch warm-up; IDN noise follows its rate like symmetric noise. Warm-up is capped at half the
-run so short runs still divide. These rules live with the settings (`noisylab.sections.dividemix`), which
+run so short runs still divide. These rules live with the settings (`noisylab.config.sections.dividemix`), which
 resolve them before the run: the trainable reads the values the run's config.json records. Test accuracy
 is the ensemble's (the arg-max of the members' summed logits, as the paper tests); each network's own is
 `test_acc_net1` / `test_acc_net2`.
@@ -68,10 +68,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from noisylab import gmm, losses, selection
-from noisylab.batches import PerSampleLoss
-from noisylab.config import RunConfig
-from noisylab.engine import (
+from noisylab.config.run import RunConfig
+from noisylab.config.sections.baseline import baseline_epochs
+from noisylab.config.sections.dividemix import confidence_penalty, lambda_u, loss_window, warmup_epochs
+from noisylab.config.sections.paper_dividemix import LabelledLoss
+from noisylab.train import gmm, losses, selection
+from noisylab.train.batches import PerSampleLoss
+from noisylab.train.engine import (
     BatchFn,
     BatchOut,
     BatchPlace,
@@ -81,12 +84,9 @@ from noisylab.engine import (
     same_on_all_ranks,
     to_device,
 )
-from noisylab.mixing import mix
-from noisylab.runtime import Context, TrainState, train_one_epoch
-from noisylab.sections.baseline import baseline_epochs
-from noisylab.sections.dividemix import confidence_penalty, lambda_u, loss_window, warmup_epochs
-from noisylab.sections.paper_dividemix import LabelledLoss
-from noisylab.twins import MEMBERS, both, evaluate_twin, member_losses
+from noisylab.train.mixing import mix
+from noisylab.train.runtime import Context, TrainState, train_one_epoch
+from noisylab.train.twins import MEMBERS, both, evaluate_twin, member_losses
 
 LOSS_HISTORY = "dividemix_loss_history"  # TrainState.extra key: the last epochs' normalised losses
 LAYOUT_STREAM = 0x1AB  # a key of the labelled pass's generator, apart from the epoch order's (seed, step)

@@ -12,7 +12,7 @@ Loss Correction Approach" (CVPR).
    (`losses.forward_corrected`); its softmax then estimates the clean posterior.
 
 Budget: the paper trains two networks in full; here the two phases split `baseline.epochs` (phase 1
-gets the smaller half; `noisylab.sections.forward` resolves the split), so `forward` costs what `ce`
+gets the smaller half; `noisylab.config.sections.forward` resolves the split), so `forward` costs what `ce`
 costs. Both phases use `baseline.lr` and `baseline.weight_decay`. The estimate's error against the run's
 realised transition matrix (`Context.noise_transition`, measured from the diagnostic clean labels when
 the data was prepared, never read by training) is recorded as `transition_error` = Σ|T̂ − T| / Σ|T|
@@ -26,13 +26,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from noisylab import batches, losses
-from noisylab.config import RunConfig
-from noisylab.engine import Step, scan
-from noisylab.evaluation import EVAL_BATCH, evaluate
-from noisylab.models import Network, build_network
-from noisylab.runtime import Context, TrainState, train_one_epoch
-from noisylab.sections.forward import forward_epochs
+from noisylab.config.run import RunConfig
+from noisylab.config.sections.forward import forward_epochs
+from noisylab.train import batches, losses
+from noisylab.train.engine import Step, scan
+from noisylab.train.evaluation import EVAL_BATCH, evaluate
+from noisylab.train.models import Network, build_network
+from noisylab.train.runtime import Context, TrainState, train_one_epoch
 
 TRANSITION_KEY = "transition"
 

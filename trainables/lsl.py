@@ -89,15 +89,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from noisylab import losses, selection
-from noisylab.config import RunConfig
-from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step, same_on_all_ranks, scan
-from noisylab.evaluation import EVAL_BATCH, evaluate
-from noisylab.mixing import mix
-from noisylab.models import Network
-from noisylab.runtime import Context, TrainState, train_one_epoch
-from noisylab.sections.baseline import baseline_epochs
-from noisylab.sections.lsl import LslConfig
+from noisylab.config.run import RunConfig
+from noisylab.config.sections.baseline import baseline_epochs
+from noisylab.config.sections.lsl import LslConfig
+from noisylab.train import losses, selection
+from noisylab.train.engine import BatchFn, BatchOut, BatchPlace, Step, same_on_all_ranks, scan
+from noisylab.train.evaluation import EVAL_BATCH, evaluate
+from noisylab.train.mixing import mix
+from noisylab.train.models import Network
+from noisylab.train.runtime import Context, TrainState, train_one_epoch
 
 _EMPTY_SHARE = 1e-10  # SSR's floor on a class's label share before dividing its votes by it
 

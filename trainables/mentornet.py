@@ -31,7 +31,7 @@ moving average λ ← d·λ + (1 − d)·percentile (λ₀ = 0), and then, at tr
 
 Either way, after the curriculum the official example drop-out zeroes the weights of a random share of each
 batch (`mentornet.dropout_rates` over `dropout_until`). The percentile, decay, burn-in, tail and drop-out
-defaults are the official CIFAR-10 PD run's (see `noisylab.sections.mentornet`). Budget: the baseline's
+defaults are the official CIFAR-10 PD run's (see `noisylab.config.sections.mentornet`). Budget: the baseline's
 (`baseline_epochs`, `baseline.lr`, `optimizer`), like `ce`; the official step-wise learning-rate decay and
 the scaling of weight decay by Σv/B are left out.
 
@@ -57,14 +57,14 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from noisylab import losses
-from noisylab.config import RunConfig
-from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step, World, derived_generator, scan
+from noisylab.config.run import RunConfig
+from noisylab.config.sections.baseline import baseline_epochs
+from noisylab.config.sections.mentornet import is_data_driven
 from noisylab.errors import UserError
-from noisylab.evaluation import EVAL_BATCH, evaluate
-from noisylab.runtime import Context, TrainState, train_one_epoch
-from noisylab.sections.baseline import baseline_epochs
-from noisylab.sections.mentornet import is_data_driven
+from noisylab.train import losses
+from noisylab.train.engine import BatchFn, BatchOut, BatchPlace, Step, World, derived_generator, scan
+from noisylab.train.evaluation import EVAL_BATCH, evaluate
+from noisylab.train.runtime import Context, TrainState, train_one_epoch
 
 EMA_KEY = "mentornet_loss_threshold"  # λ: 0-d float tensor
 SUBSET_KEY = "mentornet_clean_subset"  # DD: int64 [S], indices of the samples with revealed labels

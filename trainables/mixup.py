@@ -1,6 +1,6 @@
 """mixup on the noisy labels: Zhang et al. 2018, "mixup: Beyond Empirical Risk Minimization" (ICLR).
 
-Each weakly augmented batch is mixed with a permutation of itself (`noisylab.mixing.mix`):
+Each weakly augmented batch is mixed with a permutation of itself (`noisylab.train.mixing.mix`):
 x̃ = λ·x + (1 − λ)·x[π], ỹ = λ·onehot(ỹ) + (1 − λ)·onehot(ỹ[π]), λ ~ Beta(α, α) once per batch, and the
 network is trained on (x̃, ỹ) with the soft cross entropy `losses.soft_cross_entropy`: one forward per
 step, no clean batch besides. α = 1 (λ uniform on [0, 1]) is the paper's CIFAR-10/100 setting (§3.2);
@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from noisylab import losses
-from noisylab.engine import BatchFn, BatchOut, BatchPlace, to_device
-from noisylab.mixing import mix
-from noisylab.runtime import Context, TrainState
+from noisylab.train import losses
+from noisylab.train.engine import BatchFn, BatchOut, BatchPlace, to_device
+from noisylab.train.mixing import mix
+from noisylab.train.runtime import Context, TrainState
 from noisylab.trainables.ce import SupervisedMethod
 
 

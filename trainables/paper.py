@@ -1,7 +1,7 @@
 """The report's pipeline ("Improving Training For Noisy Labels").
 
 1. SimCLR pre-training (`pretrain.epochs`, NT-Xent on two augmented views; projection head), or BYOL
-   with `pretrain.method=byol` (noisylab.byol; the `paper_byol` variant).
+   with `pretrain.method=byol` (noisylab.train.byol; the `paper_byol` variant).
 2. Warm-up: `warmup.epochs` of softmax-weighted cross-entropy (SWCE), Adam lr 1e-4, weight decay 0.03.
 3. `refine.iterations` refinement iterations (defaults 4 × [4, 7, 7, 7] epochs, Adam lr 1e-4, 1e-5,
    1e-5, 1e-6). Each trains with SWCE on the current labels; at each stage epoch ([2, 3, 4], then
@@ -30,11 +30,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from noisylab import batches, byol, selection
-from noisylab.config import MainLoss, RunConfig
-from noisylab.engine import BatchFn, Step, same_on_all_ranks, scan
-from noisylab.evaluation import EVAL_BATCH, evaluate
-from noisylab.runtime import Context, TrainState, train_one_epoch
+from noisylab.config.run import MainLoss, RunConfig
+from noisylab.train import batches, byol, selection
+from noisylab.train.engine import BatchFn, Step, same_on_all_ranks, scan
+from noisylab.train.evaluation import EVAL_BATCH, evaluate
+from noisylab.train.runtime import Context, TrainState, train_one_epoch
 
 
 def pretrain_steps(cfg: RunConfig) -> list[Step]:
@@ -68,7 +68,7 @@ def pretrain_loss(ctx: Context, *, member: int | None = None) -> BatchFn:
 
 
 class PaperMethod:
-    """The pipeline; `name` is "paper" or one of its variants (noisylab.variants), which differ only in
+    """The pipeline; `name` is "paper" or one of its variants (noisylab.config.variants), which differ only in
     their config defaults."""
 
     def __init__(self, name: str = "paper") -> None:

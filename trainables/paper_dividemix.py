@@ -38,18 +38,18 @@ from typing import Any
 
 import torch
 
-from noisylab import batches
-from noisylab.engine import Step
-from noisylab.runtime import Context, TrainState, train_one_epoch
-from noisylab.sections.dividemix import confidence_penalty
+from noisylab.config.sections.dividemix import confidence_penalty
+from noisylab.train import batches
+from noisylab.train.engine import Step
+from noisylab.train.runtime import Context, TrainState, train_one_epoch
+from noisylab.train.twins import both, ensemble_log_probs, evaluate_twin, pretrain_shared_encoder
 from noisylab.trainables.dividemix import LOSS_HISTORY, divided_epoch, warmup_loss
 from noisylab.trainables.paper import PaperMethod, select_and_relabel, warmup_loss_kind
-from noisylab.twins import both, ensemble_log_probs, evaluate_twin, pretrain_shared_encoder
 
 
 class PaperDivideMixMethod(PaperMethod):
     """The pipeline's schedule and label state, DivideMix's epochs; `name` is "paper_dividemix" or one of
-    its variants (noisylab.variants)."""
+    its variants (noisylab.config.variants)."""
 
     networks = 2  # the worker builds a TwinNetwork
 

@@ -44,10 +44,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from noisylab import losses
-from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step
-from noisylab.evaluation import evaluate
-from noisylab.runtime import Context, Trained, TrainState, train_one_epoch
+from noisylab.train import losses
+from noisylab.train.engine import BatchFn, BatchOut, BatchPlace, Step
+from noisylab.train.evaluation import evaluate
+from noisylab.train.runtime import Context, Trained, TrainState, train_one_epoch
 from noisylab.trainables.forward import TRANSITION_KEY, ForwardMethod, reinitialise
 
 

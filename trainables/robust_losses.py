@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import functools
 
-from noisylab import batches, losses
-from noisylab.config import RunConfig
+from noisylab.config.run import RunConfig
+from noisylab.train import batches, losses
 from noisylab.trainables.ce import SupervisedMethod
 
 

@@ -55,12 +55,12 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from noisylab.config import RunConfig
-from noisylab.engine import BatchFn, BatchOut, BatchPlace, Step, World
-from noisylab.evaluation import evaluate
-from noisylab.runtime import Context, TrainState, train_one_epoch
-from noisylab.sections.baseline import baseline_epochs
-from noisylab.sections.selfie import settings
+from noisylab.config.run import RunConfig
+from noisylab.config.sections.baseline import baseline_epochs
+from noisylab.config.sections.selfie import settings
+from noisylab.train.engine import BatchFn, BatchOut, BatchPlace, Step, World
+from noisylab.train.evaluation import evaluate
+from noisylab.train.runtime import Context, TrainState, train_one_epoch
 from noisylab.trainables.forward import reinitialise
 
 HISTORY_KEY = "selfie_history"  # int64 [N, q]: predicted classes, a ring buffer per sample; −1 = empty

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from helpers import digits_config
 
+from noisylab.data.prepare import prepare_data
 from noisylab.data.source import MIB, describe_source, file_fingerprint, folder_fingerprint
-from noisylab.prepare import prepare_data
 
 
 def test_two_archives_are_two_datasets_and_one_archive_is_one(digits_npz: Path, tmp_path: Path) -> None:

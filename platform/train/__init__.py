@@ -1,0 +1,1 @@
+"""Training: the engine, the worker-side runtime, networks, losses, selection and evaluation."""
