@@ -1,4 +1,5 @@
-"""Synthetic result records shaped like `noisylab.results.records.build_record`'s output, for store/report tests."""
+"""Synthetic result records shaped like `noisylab.results.records.build_record`'s output, for store and
+report tests."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import torch
 
 from noisylab import noise
 from noisylab.errors import UserError
-from noisylab.noise import NoiseSpec
+from noisylab.noise import NoiseSpec, generators, make
 
 
 def _random_data(
@@ -164,7 +164,7 @@ def test_idn_probabilities_match_slow_reference() -> None:
 def test_idn_labels_match_slow_reference_with_the_same_draws(monkeypatch: pytest.MonkeyPatch) -> None:
     images, labels = _random_data(60, 5, shape=(1, 3, 3), seed=7)
     labels[:3] = 4  # make sure several classes are present
-    monkeypatch.setattr(noise, "_IDN_CHUNK_BYTES", 8 * 9 * 4)  # chunks of 4 rows: exercises chunking
+    monkeypatch.setattr(generators, "_IDN_CHUNK_BYTES", 8 * 9 * 4)  # chunks of 4 rows: exercises chunking
     got = noise.idn_labels(images, labels, num_classes=5, rate=0.4, seed=11)
 
     # The documented order of draws: q, one uniform per sample, then W as a single [C, D, C] block.
@@ -183,9 +183,9 @@ def test_idn_labels_match_slow_reference_with_the_same_draws(monkeypatch: pytest
 
 def test_idn_handles_large_images_in_bounded_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     images, labels = _random_data(8, 3, shape=(3, 24, 24))
-    monkeypatch.setattr(noise, "_IDN_CHUNK_BYTES", 3 * 24 * 24 * 8 * 2)
+    monkeypatch.setattr(generators, "_IDN_CHUNK_BYTES", 3 * 24 * 24 * 8 * 2)
     chunked = noise.idn_labels(images, labels, num_classes=3, rate=0.5, seed=0)
-    monkeypatch.setattr(noise, "_IDN_CHUNK_BYTES", 2**30)
+    monkeypatch.setattr(generators, "_IDN_CHUNK_BYTES", 2**30)
     assert np.array_equal(chunked, noise.idn_labels(images, labels, num_classes=3, rate=0.5, seed=0))
 
 
@@ -400,7 +400,7 @@ def test_cache_hit_reuses_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def must_not_run(*args: object, **kwargs: object) -> np.ndarray:
         raise AssertionError("recomputed despite a cached copy")
 
-    monkeypatch.setattr(noise, "idn_labels", must_not_run)
+    monkeypatch.setattr(make, "idn_labels", must_not_run)
     again = _cached(spec, images, labels, num_classes=10, seed=4, cache_dir=tmp_path)
     assert np.array_equal(again.labels, first.labels) and again.realised_rate == first.realised_rate
     assert files[0].stat().st_mtime_ns == mtime
@@ -462,15 +462,15 @@ def test_the_transition_matrix_bounds_the_class_count() -> None:
 def test_the_idn_projection_is_bounded_and_reports_its_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     images, labels = _random_data(200, 8)  # 8 classes of 1×8×8 images: W has 8 × 64 × 8 numbers
     spec = NoiseSpec("idn", rate=0.3)
-    monkeypatch.setattr(noise, "MAX_IDN_DRAWS", 8 * 64 * 8 - 1)
+    monkeypatch.setattr(make, "MAX_IDN_DRAWS", 8 * 64 * 8 - 1)
     with pytest.raises(
         UserError, match=r"idn noise would draw a 8 × 64 × 8 projection for 1×8×8 images \(4,096"
     ):
         noise.make_noisy_labels(spec, images=images, labels=labels, num_classes=8, seed=0)
     noise.check_noise_size(NoiseSpec("pair", rate=0.3), num_classes=8, image_shape=(1, 8, 8))  # IDN's only
 
-    monkeypatch.setattr(noise, "MAX_IDN_DRAWS", 8 * 64 * 8)
-    monkeypatch.setattr(noise, "ANNOUNCE_IDN_DRAWS", 0)  # as if this draw took minutes
+    monkeypatch.setattr(make, "MAX_IDN_DRAWS", 8 * 64 * 8)
+    monkeypatch.setattr(make, "ANNOUNCE_IDN_DRAWS", 0)  # as if this draw took minutes
     lines: list[str] = []
     said = noise.make_noisy_labels(
         spec, images=images, labels=labels, num_classes=8, seed=0, say=lines.append

@@ -1,5 +1,5 @@
-"""Each method's config section (noisylab.config.sections): its paper defaults resolved once, at the edge, into
-the values the run uses; resolution idempotent and undone when what a rule reads changes; config.json
+"""Each method's config section (noisylab.config.sections): its paper defaults resolved once, at the edge,
+into the values the run uses; resolution idempotent and undone when what a rule reads changes; config.json
 holding the resolved numbers; a saved config repeating its run. The checks' one-line refusals are in the
 bad-input catalogue (test_bad_inputs.py) and the method's own tests."""
 

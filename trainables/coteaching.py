@@ -12,7 +12,8 @@ the official code's schedule (its first epoch drops nothing; its T_k-th drops τ
 
 Paper defaults: τ = the noise rate ε (known in its experiments), T_k = 10, Adam lr 0.001, batch 128,
 200 epochs, the learning rate decayed linearly to 0 from epoch 80 (and Adam's β1 from 0.9 to 0.1).
-Here: `coteaching.forget_rate` (None = the run's noise rate, resolved in `noisylab.config.sections.coteaching`;
+Here: `coteaching.forget_rate` (None = the run's noise rate, resolved in
+`noisylab.config.sections.coteaching`;
 label-file noise must set it) and `coteaching.gradual_epochs` = T_k; budget, learning rate and optimiser
 are the baseline's (`baseline.epochs`, `baseline.lr` = Adam's 1e-3, `optimizer`), constant within the
 run, like `ce`, so the comparison holds budget and optimiser fixed.

@@ -52,11 +52,11 @@ that is 4 no-grad and 4 trained image passes plus 2 in the scan, whatever the la
 on one CPU thread (digits, 600 images, ResNet-18 at width 8, batch 64) a divided epoch takes 1.37 s,
 ≈ 4.9× a one-network CE epoch (0.28 s); a warm-up epoch ≈ 2×.
 
-Datasets the paper did not run (Fashion-MNIST, the medical sets, digits): the CIFAR-10 rule for λ_u
-and a 10-epoch warm-up; IDN noise follows its rate like symmetric noise. Warm-up is capped at half the
-run so short runs still divide. These rules live with the settings (`noisylab.config.sections.dividemix`), which
-resolve them before the run: the trainable reads the values the run's config.json records. Test accuracy
-is the ensemble's (the arg-max of the members' summed logits, as the paper tests); each network's own is
+Datasets the paper did not run (Fashion-MNIST, the medical sets, digits): the CIFAR-10 rule for λ_u and a
+10-epoch warm-up; IDN noise follows its rate like symmetric noise. Warm-up is capped at half the run so
+short runs still divide. These rules live with the settings (`noisylab.config.sections.dividemix`), which
+resolve them before the run: the trainable reads the values the run's config.json records. Test accuracy is
+the ensemble's (the arg-max of the members' summed logits, as the paper tests); each network's own is
 `test_acc_net1` / `test_acc_net2`.
 """
 

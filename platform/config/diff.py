@@ -7,11 +7,11 @@ the seed alone, so every record gets a `config_key` (its whole config less the s
 model, dataset, noise, profile) are left out of the label, and so are fields every record of one sweep
 shares (the study's own settings): what is left is what a reader needs to tell rows apart.
 
-A method's paper defaults that depend on the run (DivideMix's λ_u, Co-teaching's forget rate, the
-baseline's budget; `noisylab.config.sections`) are compared resolved on both sides: a record's config as its run
-used it (a record saved before resolution existed is resolved here the same way), the defaults resolved
-for the run's own dataset and noise. A field the run's rules chose is never a difference: what the user
-changed is the input the rule read (the budget a forward split follows, say), and that is labelled.
+A method's paper defaults that depend on the run (DivideMix's λ_u, Co-teaching's forget rate, the baseline's
+budget; `noisylab.config.sections`) are compared resolved on both sides: a record's config as its run used
+it (a record saved before resolution existed is resolved here the same way), the defaults resolved for the
+run's own dataset and noise. A field the run's rules chose is never a difference: what the user changed is
+the input the rule read (the budget a forward split follows, say), and that is labelled.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ A section module (`noisylab.config.sections.<name>`, torch-free) holds
 - typed readers of the resolved fields for the trainables (`rules.used`), e.g. `dividemix.lambda_u(cfg)`.
 
 `config.resolve` runs `resolve` of the sections whose line below lists the run's method (its
-`noisylab.config.variants.base_method`), in this order, and records the paths it filled in `RunConfig.resolved`:
+`noisylab.config.variants.base_method`), in this order, and records the paths it filled in
+`RunConfig.resolved`:
 sections a method does not use keep their None, since no run used them. `config.validate` (and
 `profiles.make_config`) resolve, so every config that reaches a run, its `config.json` and its record
 holds the values the run used.
