@@ -95,4 +95,6 @@ def test_platform_top_level_is_the_layers_and_the_entry_points() -> None:
     assert folders == set(LAYERS)
     assert all((PLATFORM / layer / "__init__.py").exists() for layer in LAYERS)
     modules = {p.stem for p in PLATFORM.glob("*.py")}
-    assert modules <= {"api", "cli", "runner", "errors", "atomic", "names", "quiet"}, modules
+    assert modules <= {"api", "cli", "runner", "errors", "atomic", "names", "quiet", "consoles", "retries"}, (
+        modules
+    )
