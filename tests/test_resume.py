@@ -32,12 +32,19 @@ def uninterrupted(digits_npz: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.mark.parametrize("crash_before", [1, 3, 5])  # in warm-up, mid-iteration (stage 1 done), last step
 def test_resume_matches_an_uninterrupted_run(
-    uninterrupted: dict[str, Any], digits_npz: Path, tmp_path: Path, crash_before: int
+    uninterrupted: dict[str, Any],
+    digits_npz: Path,
+    tmp_path: Path,
+    crash_before: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A cache of its own: with the session's, an earlier test's pre-training is reused, the run starts at
+    # step 1 and a crash there leaves no checkpoint, so the run gives its folder back (nothing to resume).
+    monkeypatch.setenv("NOISYLAB_CACHE", str(tmp_path / "cache"))
     cfg = digits_config(digits_npz, **SHORT)
     with pytest.raises(RuntimeError, match="injected failure"):
         execute(cfg, storage=tmp_path, use_ray=False, progress=False, fail_at_step=crash_before)
-    run_dir = next(tmp_path.iterdir())
+    run_dir = next(p for p in tmp_path.iterdir() if p.name != "cache")
     assert not (run_dir / "record.parquet").exists()  # nothing half-written
     out = execute(cfg, storage=tmp_path, use_ray=False, progress=False)
     assert out.resumed

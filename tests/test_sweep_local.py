@@ -46,11 +46,14 @@ def test_two_trials_at_once_then_resume_keeps_every_record(digits_npz: Path, tmp
 def test_a_failing_trial_is_reported_and_the_others_finish(digits_npz: Path, tmp_path: Path) -> None:
     study = tiny_study(digits_npz)
     one_seed = {"cpu": dataclasses.replace(study.profiles["cpu"], seeds=(0,), max_concurrent_trials=2)}
-    grid = {"method": ("ce",), "data.root": ("/nope.npz", str(digits_npz))}
+    # present (a missing file stops the sweep before it starts) but not an .npz: its trial fails alone
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(b"not a zip archive")
+    grid = {"method": ("ce",), "data.root": (str(damaged), str(digits_npz))}
     broken = dataclasses.replace(study, grid=grid, profiles=one_seed)
-    outcome = run_sweep_local(broken, profile="cpu", storage=tmp_path, write=lambda _: None)
+    outcome = run_sweep_local(broken, profile="cpu", storage=tmp_path / "store", write=lambda _: None)
     assert outcome.finished == 1 and len(outcome.records) == 1
-    assert len(outcome.failed) == 1 and "nope.npz" in outcome.failed[0]
+    assert len(outcome.failed) == 1 and "damaged.npz" in outcome.failed[0]
 
 
 @pytest.mark.parametrize(
